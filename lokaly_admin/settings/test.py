@@ -1,0 +1,15 @@
+"""Test settings of the admin server and the worker."""
+
+import os
+
+os.environ.setdefault("PUBLIC_JWT_SECRET", "test-public-secret-not-for-production-0123456789")
+os.environ.setdefault("ADMIN_JWT_SECRET", "test-admin-secret-not-for-production-0123456789")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-django-secret-not-for-production-0123456789")
+os.environ.setdefault("CACHE_KEY_PREFIX", "lokaly-test")
+os.environ.setdefault("EVENT_STREAM", "lokaly-test:events")
+os.environ.setdefault("DEAD_LETTER_STREAM", "lokaly-test:events:dead")
+
+from lokaly_admin.settings.base import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PUBLIC_JWT_SECRET = os.environ["PUBLIC_JWT_SECRET"]  # only to mint public tokens in tests

@@ -1,0 +1,128 @@
+"""JWTs per realm: the public API and the admin API sign with different secrets and audiences.
+
+simplejwt's token classes read one global configuration; here each realm builds its own
+``TokenBackend`` from settings at call time, so one process (and one test run) can hold
+both and a token of one realm never validates in the other, even if the secrets were the
+same (the audience differs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from rest_framework import authentication
+from rest_framework.request import Request
+from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
+
+from lokaly_core.accounts.models import PUBLIC_ROLES, STAFF_ROLES, UsedRefreshToken, User
+
+
+@dataclass(frozen=True)
+class Realm:
+    name: str
+    audience: str
+    secret_setting: str
+    roles: frozenset[str]
+
+    def backend(self) -> TokenBackend:
+        return TokenBackend(
+            "HS256",
+            signing_key=getattr(settings, self.secret_setting),
+            audience=self.audience,
+            leeway=timedelta(seconds=10),
+        )
+
+
+PUBLIC = Realm("public", "lokaly-public", "PUBLIC_JWT_SECRET", frozenset(PUBLIC_ROLES))
+ADMIN = Realm("admin", "lokaly-admin", "ADMIN_JWT_SECRET", frozenset(STAFF_ROLES))
+
+
+def _token_class(
+    base: type[Token], realm: Realm, lifetime_setting: str, **extra: Any
+) -> type[Token]:
+    def get_token_backend(self: Token) -> TokenBackend:
+        return realm.backend()
+
+    lifetime = property(lambda self: timedelta(seconds=getattr(settings, lifetime_setting)))
+    attrs = {"get_token_backend": get_token_backend, "lifetime": lifetime, **extra}
+    return type(f"{realm.name.title()}{base.__name__}", (base,), attrs)
+
+
+_ACCESS = {r.name: _token_class(AccessToken, r, "JWT_ACCESS_TTL_SECONDS") for r in (PUBLIC, ADMIN)}
+_REFRESH = {
+    r.name: _token_class(
+        RefreshToken, r, "JWT_REFRESH_TTL_SECONDS", access_token_class=_ACCESS[r.name]
+    )
+    for r in (PUBLIC, ADMIN)
+}
+
+
+def issue_pair(realm: Realm, user: User) -> dict[str, str]:
+    refresh = _REFRESH[realm.name].for_user(user)
+    refresh["role"] = user.role
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}  # type: ignore[attr-defined]
+
+
+def validate_access(realm: Realm, raw: str) -> dict[str, Any]:
+    """The payload of a valid access token of ``realm``; raises ``InvalidToken`` otherwise."""
+    try:
+        token = _ACCESS[realm.name](raw)  # type: ignore[arg-type]
+    except TokenError as exc:
+        raise InvalidToken(str(exc)) from exc
+    if token.payload.get("role") not in realm.roles:
+        raise InvalidToken("The token's role is not allowed here.")
+    return token.payload
+
+
+def rotate_refresh(realm: Realm, raw: str) -> dict[str, str]:
+    """Exchange a refresh token for a new pair; each refresh token works once."""
+    try:
+        refresh = _REFRESH[realm.name](raw)  # type: ignore[arg-type]
+    except TokenError as exc:
+        raise InvalidToken(str(exc)) from exc
+    user = User.objects.filter(pk=refresh.payload.get("user_id"), is_active=True).first()
+    if user is None or user.role not in realm.roles:
+        raise InvalidToken("The account behind this token is not active here.")
+    expires_at = datetime.fromtimestamp(refresh["exp"], tz=UTC)
+    _, created = UsedRefreshToken.objects.get_or_create(
+        jti=refresh["jti"], defaults={"expires_at": expires_at}
+    )
+    if not created:
+        raise InvalidToken("This refresh token was already used.")
+    return issue_pair(realm, user)
+
+
+class RealmJWTAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer <access>`` for one realm; the user must be active in it."""
+
+    realm: Realm = PUBLIC
+    www_authenticate_realm = "api"
+
+    def authenticate(self, request: Request) -> tuple[User, dict[str, Any]] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, raw = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise InvalidToken("Use 'Authorization: Bearer <access token>'.")
+        payload = validate_access(self.realm, raw.strip())
+        user = User.objects.filter(pk=payload.get("user_id"), is_active=True).first()
+        if user is None or user.role not in self.realm.roles:
+            raise InvalidToken("The account behind this token is not active here.")
+        return user, payload
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+class PublicJWTAuthentication(RealmJWTAuthentication):
+    realm = PUBLIC
+
+
+class AdminJWTAuthentication(RealmJWTAuthentication):
+    realm = ADMIN

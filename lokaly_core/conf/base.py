@@ -1,0 +1,126 @@
+"""Settings shared by every Lokaly process; each project imports this and adds its own.
+
+Everything comes from the environment (see .env.example). Without DATABASE_URL /
+REDIS_URL the embedded development servers are started (lokaly_core.conf.embedded).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from lokaly_core.conf.env import env, env_bool, env_int, env_list, secret
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = secret("DJANGO_SECRET_KEY", debug=DEBUG)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+
+if os.environ.get("DATABASE_URL"):
+    DATABASE_URL = os.environ["DATABASE_URL"]
+else:
+    from lokaly_core.conf import embedded
+
+    DATABASE_URL = embedded.database_url()
+if os.environ.get("REDIS_URL"):
+    REDIS_URL = os.environ["REDIS_URL"]
+else:
+    from lokaly_core.conf import embedded
+
+    REDIS_URL = embedded.redis_url()
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+}
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", "test_lokaly")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("CACHE_KEY_PREFIX", "lokaly"),
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
+AUTH_USER_MODEL = "core.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+CORE_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "rest_framework",
+    "drf_spectacular",
+    "lokaly_core",
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# A JSON body larger than this is refused with 400 before any view runs.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "lokaly_core.web.pagination.CursorPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "lokaly_core.web.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+# Where events travel (Redis Streams) and how the worker treats them.
+EVENT_STREAM = env("EVENT_STREAM", "lokaly:events")
+DEAD_LETTER_STREAM = env("DEAD_LETTER_STREAM", "lokaly:events:dead")
+EVENT_CONSUMER_GROUP = env("EVENT_CONSUMER_GROUP", "lokaly-worker")
+EVENT_MAX_ATTEMPTS = env_int("EVENT_MAX_ATTEMPTS", 5)
+EVENT_RETRY_BASE_MS = env_int("EVENT_RETRY_BASE_MS", 500)
+EVENT_RETRY_MAX_MS = env_int("EVENT_RETRY_MAX_MS", 30_000)
+# A pending entry idle this long belongs to a consumer presumed dead; others claim it.
+EVENT_CLAIM_IDLE_MS = env_int("EVENT_CLAIM_IDLE_MS", 30_000)
+OUTBOX_SWEEP_AFTER_MS = env_int("OUTBOX_SWEEP_AFTER_MS", 2_000)
+
+DELIVERY_FEE_CENTS = env_int("DELIVERY_FEE_CENTS", 199)
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 48)
+
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "lokaly_core.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+        "uvicorn.access": {"level": "WARNING"},
+    },
+}
+
+SPECTACULAR_SETTINGS = {
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}

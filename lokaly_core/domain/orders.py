@@ -1,0 +1,156 @@
+"""Orders: the status machine, pricing and the values an order is made of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from lokaly_core.domain.errors import InvalidTransition
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    PICKING = "picking"
+    READY = "ready"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+class StockState(StrEnum):
+    """What the order holds in the store's stock."""
+
+    NONE = "none"
+    RESERVED = "reserved"
+    RELEASED = "released"
+    CONSUMED = "consumed"
+
+
+class Actor(StrEnum):
+    CUSTOMER = "customer"
+    ADMIN = "admin"
+    SYSTEM = "system"
+
+
+S = OrderStatus
+# (from, to) -> who may make the move. SYSTEM moves follow events in the worker.
+TRANSITIONS: dict[tuple[OrderStatus, OrderStatus], frozenset[Actor]] = {
+    (S.PENDING, S.CONFIRMED): frozenset({Actor.SYSTEM}),
+    (S.CONFIRMED, S.PICKING): frozenset({Actor.SYSTEM, Actor.ADMIN}),
+    (S.PICKING, S.READY): frozenset({Actor.SYSTEM, Actor.ADMIN}),
+    (S.READY, S.OUT_FOR_DELIVERY): frozenset({Actor.SYSTEM}),
+    (S.OUT_FOR_DELIVERY, S.DELIVERED): frozenset({Actor.SYSTEM}),
+    (S.PENDING, S.CANCELLED): frozenset({Actor.CUSTOMER, Actor.ADMIN, Actor.SYSTEM}),
+    (S.CONFIRMED, S.CANCELLED): frozenset({Actor.CUSTOMER, Actor.ADMIN, Actor.SYSTEM}),
+    (S.PICKING, S.CANCELLED): frozenset({Actor.ADMIN}),
+    (S.READY, S.CANCELLED): frozenset({Actor.ADMIN}),
+}
+
+MAX_ITEMS = 50
+MAX_QUANTITY = 99
+MAX_NOTE_LENGTH = 500
+OUT_OF_STOCK = "out_of_stock"
+
+
+def can_transition(current: OrderStatus, target: OrderStatus, actor: Actor) -> bool:
+    return actor in TRANSITIONS.get((current, target), frozenset())
+
+
+def ensure_transition(current: OrderStatus, target: OrderStatus, actor: Actor) -> None:
+    if not can_transition(current, target, actor):
+        raise InvalidTransition(
+            f"An order that is {current} cannot become {target}.",
+            details={"status": str(current), "requested": str(target)},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    line1: str
+    city: str
+    postal_code: str
+    lat: float
+    lng: float
+    line2: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "line1": self.line1,
+            "line2": self.line2,
+            "city": self.city,
+            "postal_code": self.postal_code,
+            "lat": self.lat,
+            "lng": self.lng,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    product_id: UUID
+    name: str
+    quantity: int
+    unit_price_cents: int
+
+    @property
+    def line_total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    status: OrderStatus
+    previous_status: OrderStatus | None
+    status_version: int
+    occurred_at: datetime
+    reason: str | None
+
+
+@dataclass(slots=True)
+class Order:
+    id: UUID
+    number: str
+    customer_id: UUID
+    store_id: UUID
+    status: OrderStatus
+    status_version: int
+    lines: list[Line]
+    delivery_fee_cents: int
+    currency: str
+    delivery_address: Address
+    note: str
+    created_at: datetime
+    updated_at: datetime
+    cancel_reason: str | None = None
+    stock_state: StockState = StockState.NONE
+    pending_changes: list[StatusChange] = field(default_factory=list, repr=False)
+
+    @property
+    def subtotal_cents(self) -> int:
+        return sum(line.line_total_cents for line in self.lines)
+
+    @property
+    def total_cents(self) -> int:
+        return self.subtotal_cents + self.delivery_fee_cents
+
+    def move_to(
+        self, target: OrderStatus, *, actor: Actor, at: datetime, reason: str | None = None
+    ) -> StatusChange:
+        """Apply one state-machine step, recording it for the repository to persist."""
+        ensure_transition(self.status, target, actor)
+        change = StatusChange(
+            status=target,
+            previous_status=self.status,
+            status_version=self.status_version + 1,
+            occurred_at=at,
+            reason=reason,
+        )
+        self.status = target
+        self.status_version = change.status_version
+        self.updated_at = at
+        if target is OrderStatus.CANCELLED:
+            self.cancel_reason = reason
+        self.pending_changes.append(change)
+        return change

@@ -1,0 +1,100 @@
+"""Ports: what the domain services need from storage, the event bus and the clock.
+
+The Django side implements them in ``lokaly_core.orders.uow``; the domain tests use
+in-memory fakes. A unit of work is a context manager: leaving it without ``commit()``
+rolls everything back, events included (they live in the same transaction, an outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from lokaly_core.domain.orders import Order
+from lokaly_core.events import EventPayload
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    id: UUID
+    is_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A product as a given store sells it."""
+
+    product_id: UUID
+    name: str
+    price_cents: int
+    currency: str
+    is_active: bool
+
+
+class CatalogReader(Protocol):
+    def get_store(self, store_id: UUID) -> StoreInfo | None: ...
+
+    def get_offers(self, store_id: UUID, product_ids: Sequence[UUID]) -> dict[UUID, Offer]:
+        """The store's offers among ``product_ids``; products it does not carry are absent."""
+        ...
+
+
+class OrderRepository(Protocol):
+    def next_number(self) -> str: ...
+
+    def add(self, order: Order) -> None: ...
+
+    def get_for_update(self, order_id: UUID) -> Order | None:
+        """Load and lock the order row until the unit of work ends."""
+        ...
+
+    def save(self, order: Order) -> None:
+        """Persist status fields and the order's ``pending_changes`` (its history)."""
+        ...
+
+
+class StockRepository(Protocol):
+    def try_reserve(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> list[UUID]:
+        """Reserve every line or none. Returns the product ids that fell short (empty: done)."""
+        ...
+
+    def release(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None: ...
+
+
+class EventRecorder(Protocol):
+    def record(self, event: EventPayload, *, aggregate_id: UUID, occurred_at: datetime) -> None:
+        """Write the event in the current transaction (published once it commits)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    catalog: CatalogReader
+    orders: OrderRepository
+    stock: StockRepository
+    events: EventRecorder
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+
+def stock_lines(order: Order) -> list[tuple[UUID, int]]:
+    """The order's lines as (product_id, quantity), in product id order to avoid deadlocks."""
+    return sorted(((line.product_id, line.quantity) for line in order.lines), key=_first)
+
+
+def _first(pair: tuple[UUID, int]) -> str:
+    return str(pair[0])

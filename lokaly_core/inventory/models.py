@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+
+class Stock(models.Model):
+    """What one store holds of one product. A store carries a product iff a row exists."""
+
+    id = models.BigAutoField(primary_key=True)
+    store = models.ForeignKey("core.Store", on_delete=models.PROTECT, related_name="stock")
+    product = models.ForeignKey("core.Product", on_delete=models.PROTECT, related_name="stock")
+    on_hand = models.IntegerField(default=0)
+    reserved = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["store", "product"], name="stock_store_product_uniq"),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="stock_reserved_gte_0"),
+            models.CheckConstraint(
+                condition=Q(reserved__lte=F("on_hand")), name="stock_reserved_lte_on_hand"
+            ),
+        ]
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved

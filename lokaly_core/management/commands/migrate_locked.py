@@ -1,0 +1,24 @@
+"""Migrate under a PostgreSQL advisory lock, so processes starting together migrate once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import connection
+
+# Any fixed 64-bit number, the same in every process: "lokaly migrations".
+MIGRATION_LOCK_ID = 0x10CA1F_0001
+
+
+class Command(BaseCommand):
+    help = "Apply migrations while holding an advisory lock (the others wait, then find nothing to do)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_ID])
+            try:
+                call_command("migrate", interactive=False, verbosity=options["verbosity"])
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_ID])

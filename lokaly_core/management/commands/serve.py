@@ -1,0 +1,54 @@
+"""``manage_public.py serve`` / ``manage_admin.py serve``: migrate, then run the server.
+
+The public server (HTTP + WebSockets) runs under uvicorn with uvloop and httptools;
+the admin server (HTTP only) under gunicorn's sync workers. Both choices come from the
+measurements in docs/performance.md. The process is replaced by the server (exec), so
+signals reach it directly: SIGTERM drains and stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from lokaly_core.conf.env import env
+
+
+class Command(BaseCommand):
+    help = "Apply migrations (under an advisory lock), then run this project's server."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, help="Port (default: PUBLIC_PORT / ADMIN_PORT).")
+        parser.add_argument("--workers", type=int, help="Server processes.")
+        parser.add_argument("--host", default=None, help="Bind address (default: HOST or 127.0.0.1).")
+        parser.add_argument("--no-migrate", action="store_true", help="Skip migrations on start.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        server = settings.SERVER
+        if not options["no_migrate"]:
+            call_command("migrate_locked", verbosity=0)
+        host = options["host"] or env("HOST", "127.0.0.1")
+        port = str(options["port"] or server["port"])
+        workers = str(options["workers"] or server["workers"])
+        if server["kind"] == "asgi":
+            argv = [
+                sys.executable, "-m", "uvicorn", server["app"],
+                "--host", host, "--port", port, "--workers", workers,
+                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+                "--no-access-log", "--timeout-graceful-shutdown", "10",
+                "--log-level", "warning",
+            ]
+        else:
+            argv = [
+                sys.executable, "-m", "gunicorn", server["app"],
+                "--bind", f"{host}:{port}", "--workers", workers, "--threads", "4",
+                "--graceful-timeout", "10", "--log-level", "warning",
+            ]
+        self.stdout.write(f"serving {server['app']} on http://{host}:{port} ({workers} workers)")
+        sys.stdout.flush()
+        os.execv(sys.executable, argv)  # noqa: S606 - replaces this process by the server

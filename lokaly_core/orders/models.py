@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from lokaly_core.domain.orders import OrderStatus, StockState
+
+
+class Order(models.Model):
+    Status = models.TextChoices("Status", [(s.value, s.value) for s in OrderStatus])
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=20, unique=True)
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    store = models.ForeignKey("core.Store", on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(max_length=20, choices=Status.choices, default=OrderStatus.PENDING)
+    status_version = models.PositiveIntegerField(default=1)
+    subtotal_cents = models.PositiveIntegerField()
+    delivery_fee_cents = models.PositiveIntegerField()
+    total_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    delivery_address = models.JSONField()
+    note = models.CharField(max_length=500, blank=True, default="")
+    cancel_reason = models.CharField(max_length=300, null=True, blank=True)
+    stock_state = models.CharField(
+        max_length=10,
+        choices=[(s.value, s.value) for s in StockState],
+        default=StockState.NONE,
+    )
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer", "-created_at"], name="order_customer_created_idx"),
+            models.Index(fields=["-created_at"], name="order_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="order_status_created_idx"),
+            models.Index(fields=["store", "-created_at"], name="order_store_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total_cents=models.F("subtotal_cents") + models.F("delivery_fee_cents")),
+                name="order_total_adds_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderLine(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey("core.Product", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=200)
+    quantity = models.PositiveSmallIntegerField()
+    unit_price_cents = models.PositiveIntegerField()
+    line_total_cents = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "product"], name="orderline_order_product_uniq"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="orderline_quantity_gte_1"),
+        ]
+
+
+class OrderStatusChange(models.Model):
+    """The order's history, one row per status version: what sockets replay with ``since``."""
+
+    id = models.BigAutoField(primary_key=True)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="history")
+    status = models.CharField(max_length=20, choices=Order.Status.choices)
+    previous_status = models.CharField(max_length=20, null=True, blank=True)
+    status_version = models.PositiveIntegerField()
+    occurred_at = models.DateTimeField()
+    reason = models.CharField(max_length=300, null=True, blank=True)
+
+    class Meta:
+        ordering = ["order", "status_version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "status_version"], name="statuschange_order_version_uniq"
+            ),
+        ]
+
+
+class IdempotencyKey(models.Model):
+    """A customer's ``Idempotency-Key`` and the response it produced, replayed on retry."""
+
+    id = models.BigAutoField(primary_key=True)
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "key"], name="idempotency_customer_key_uniq"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]

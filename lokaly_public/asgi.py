@@ -1,0 +1,32 @@
+"""The public server's ASGI application: HTTP (DRF) and WebSockets (Channels) on one port.
+
+HTTP goes either to Django's WSGI handler in a thread pool (``PUBLIC_HTTP_STACK=wsgi``,
+the default: measured faster for synchronous DRF views, docs/performance.md) or to
+Django's ASGI handler (``asgi``).
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lokaly_public.settings.base")
+django_asgi = get_asgi_application()  # sets Django up before the imports below
+
+from a2wsgi import WSGIMiddleware  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+from lokaly_public.routing import websocket_urlpatterns  # noqa: E402
+
+if settings.PUBLIC_HTTP_STACK == "wsgi":
+    http_app = WSGIMiddleware(get_wsgi_application(), workers=16)
+else:
+    http_app = django_asgi
+
+application = ProtocolTypeRouter(
+    {
+        "http": http_app,
+        "websocket": URLRouter(websocket_urlpatterns),
+    }
+)

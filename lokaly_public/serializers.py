@@ -1,0 +1,148 @@
+"""Input validation and the documented shapes of the public API."""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from lokaly_core.accounts.models import User
+from lokaly_core.domain import orders as o
+from lokaly_core.domain.services import ItemRequest, PlaceOrder
+
+PRINTABLE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class RegisterSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    name = serializers.CharField(max_length=150)
+
+    def validate_email(self, value: str) -> str:
+        value = value.strip().lower()
+        if User.objects.filter(email=value).exists():
+            raise serializers.ValidationError("An account with this email already exists.")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        try:
+            validate_password(attrs["password"], User(email=attrs["email"], name=attrs["name"]))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": list(exc.messages)}) from exc
+        return attrs
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    name = serializers.CharField()
+    role = serializers.CharField()
+
+
+class CredentialsSerializer(serializers.Serializer):
+    email = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class RefreshSerializer(serializers.Serializer):
+    refresh = serializers.CharField(max_length=4096)
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class StoreSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    address = serializers.CharField()
+    lat = serializers.FloatField()
+    lng = serializers.FloatField()
+    is_open = serializers.BooleanField()
+
+
+class ProductSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="product_id")
+    sku = serializers.CharField(source="product.sku")
+    name = serializers.CharField(source="product.name")
+    price_cents = serializers.IntegerField(source="product.price_cents")
+    currency = serializers.CharField(source="product.currency")
+    available_quantity = serializers.IntegerField()
+
+
+class ItemSerializer(serializers.Serializer):
+    product_id = serializers.UUIDField()
+    quantity = serializers.IntegerField(min_value=1, max_value=o.MAX_QUANTITY)
+
+
+class AddressSerializer(serializers.Serializer):
+    line1 = serializers.CharField(max_length=200)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    city = serializers.CharField(max_length=100)
+    postal_code = serializers.CharField(max_length=20)
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    lng = serializers.FloatField(min_value=-180, max_value=180)
+
+
+class PlaceOrderSerializer(serializers.Serializer):
+    store_id = serializers.UUIDField()
+    items = ItemSerializer(many=True, allow_empty=False, max_length=o.MAX_ITEMS)
+    delivery_address = AddressSerializer()
+    note = serializers.CharField(
+        max_length=o.MAX_NOTE_LENGTH, required=False, allow_blank=True, default=""
+    )
+
+    def to_command(self, *, customer_id: object) -> PlaceOrder:
+        data = self.validated_data
+        return PlaceOrder(
+            customer_id=customer_id,  # type: ignore[arg-type]
+            store_id=data["store_id"],
+            items=[ItemRequest(i["product_id"], i["quantity"]) for i in data["items"]],
+            delivery_address=o.Address(**data["delivery_address"]),
+            note=data["note"],
+        )
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class OrderItemOutSerializer(serializers.Serializer):
+    product_id = serializers.UUIDField()
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price_cents = serializers.IntegerField()
+    line_total_cents = serializers.IntegerField()
+
+
+class OrderOutSerializer(serializers.Serializer):
+    """Documentation of the order as returned (rendered by ``order_to_dict``)."""
+
+    id = serializers.UUIDField()
+    number = serializers.CharField()
+    status = serializers.ChoiceField(choices=[s.value for s in o.OrderStatus])
+    status_version = serializers.IntegerField()
+    store_id = serializers.UUIDField()
+    customer_id = serializers.UUIDField()
+    items = OrderItemOutSerializer(many=True)
+    subtotal_cents = serializers.IntegerField()
+    delivery_fee_cents = serializers.IntegerField()
+    total_cents = serializers.IntegerField()
+    currency = serializers.CharField()
+    delivery_address = AddressSerializer()
+    note = serializers.CharField()
+    cancel_reason = serializers.CharField(allow_null=True)
+    delivery = serializers.JSONField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class StatusChangeSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    previous_status = serializers.CharField(allow_null=True)
+    status_version = serializers.IntegerField()
+    occurred_at = serializers.DateTimeField()
+    reason = serializers.CharField(allow_null=True)

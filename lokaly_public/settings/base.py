@@ -1,0 +1,58 @@
+"""Settings of the public server (customers and couriers, port 3000, HTTP and WebSockets)."""
+
+from lokaly_core.conf.base import *  # noqa: F403
+from lokaly_core.conf.base import CORE_APPS, DEBUG, REDIS_URL
+from lokaly_core.conf.env import env, env_int, env_list, secret
+
+ROOT_URLCONF = "lokaly_public.urls"
+ASGI_APPLICATION = "lokaly_public.asgi.application"
+WSGI_APPLICATION = "lokaly_public.wsgi.application"
+
+INSTALLED_APPS = [*CORE_APPS, "channels"]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "lokaly_public.middleware.RateLimitMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+PUBLIC_JWT_SECRET = secret("PUBLIC_JWT_SECRET", debug=DEBUG)
+JWT_ACCESS_TTL_SECONDS = env_int("JWT_ACCESS_TTL_SECONDS", 15 * 60)
+JWT_REFRESH_TTL_SECONDS = env_int("JWT_REFRESH_TTL_SECONDS", 7 * 24 * 3600)
+
+REST_FRAMEWORK = {  # noqa: F405
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_AUTHENTICATION_CLASSES": ["lokaly_core.accounts.tokens.PublicJWTAuthentication"],
+}
+
+# Requests per client IP, counted in Redis so the limit holds across processes.
+PUBLIC_RATE_LIMIT = env("PUBLIC_RATE_LIMIT", "100/m")
+# X-Forwarded-For is believed only when the direct peer is one of these proxies.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+PUBLIC_PORT = env_int("PUBLIC_PORT", 3000)
+# How the HTTP side is served: "wsgi" runs Django's WSGI handler in a thread pool under
+# uvicorn (a2wsgi), "asgi" uses Django's ASGI handler. See docs/performance.md.
+PUBLIC_HTTP_STACK = env("PUBLIC_HTTP_STACK", "wsgi")
+PUBLIC_WORKERS = env_int("PUBLIC_WORKERS", 2)
+
+SPECTACULAR_SETTINGS = {
+    **SPECTACULAR_SETTINGS,  # noqa: F405
+    "TITLE": "Lokaly public API",
+    "DESCRIPTION": "Customers and couriers. Error shape, pagination and auth: see docs/api.md.",
+}
+
+# What ``manage_public.py serve`` runs (see lokaly_core/management/commands/serve.py).
+SERVER = {
+    "kind": "asgi",
+    "app": "lokaly_public.asgi:application",
+    "port": PUBLIC_PORT,
+    "workers": PUBLIC_WORKERS,
+}

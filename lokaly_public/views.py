@@ -1,0 +1,220 @@
+"""Public API views: validate input, call a service or selector, serialize output."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth import authenticate
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lokaly_core.accounts.models import Role, User
+from lokaly_core.accounts.tokens import PUBLIC, issue_pair, rotate_refresh
+from lokaly_core.catalog.selectors import active_stores, store_products
+from lokaly_core.domain.orders import Actor
+from lokaly_core.domain.services import order_cancel, place_order
+from lokaly_core.orders import idempotency, selectors
+from lokaly_core.orders.uow import DjangoUnitOfWork
+from lokaly_core.web.errors import ApiError
+from lokaly_core.web.pagination import CursorPagination
+from lokaly_public import serializers as s
+from lokaly_public.permissions import IsCustomer, IsCustomerOrCourier
+
+
+def _user_dict(user: User) -> dict[str, Any]:
+    return {"id": str(user.id), "email": user.email, "name": user.name, "role": user.role}
+
+
+class RegisterApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=s.RegisterSerializer, responses={201: s.UserSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = s.RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = User.objects.create_user(role=Role.CUSTOMER, **serializer.validated_data)
+        return Response(_user_dict(user), status=status.HTTP_201_CREATED)
+
+
+class TokenApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=s.CredentialsSerializer, responses={200: s.TokenPairSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = s.CredentialsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(
+            request,
+            username=serializer.validated_data["email"].strip().lower(),
+            password=serializer.validated_data["password"],
+        )
+        if user is None or user.role not in PUBLIC.roles:
+            raise ApiError(401, "not_authenticated", "Email or password is wrong.")
+        return Response(issue_pair(PUBLIC, user))
+
+
+class TokenRefreshApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=s.RefreshSerializer, responses={200: s.TokenPairSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = s.RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(rotate_refresh(PUBLIC, serializer.validated_data["refresh"]))
+
+
+class MeApi(APIView):
+    permission_classes = [IsCustomerOrCourier]
+
+    @extend_schema(responses={200: s.UserSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(_user_dict(request.user))
+
+
+class StoreListApi(APIView):
+    permission_classes = [IsCustomerOrCourier]
+
+    class Pagination(CursorPagination):
+        ordering = ("name", "id")
+
+    @extend_schema(responses={200: s.StoreSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        paginator = self.Pagination()
+        page = paginator.paginate_queryset(active_stores(), request, view=self)
+        return paginator.get_paginated_response(s.StoreSerializer(page, many=True).data)
+
+
+class StoreProductListApi(APIView):
+    permission_classes = [IsCustomerOrCourier]
+
+    class Pagination(CursorPagination):
+        ordering = ("name", "id")
+
+    @extend_schema(
+        parameters=[OpenApiParameter("search", str, description="Part of the name, or the sku")],
+        responses={200: s.ProductSerializer(many=True)},
+    )
+    def get(self, request: Request, store_id: UUID) -> Response:
+        search = request.query_params.get("search", "").strip()[:100]
+        paginator = self.Pagination()
+        page = paginator.paginate_queryset(
+            store_products(store_id=store_id, search=search), request, view=self
+        )
+        return paginator.get_paginated_response(s.ProductSerializer(page, many=True).data)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not s.PRINTABLE_KEY.match(key):
+        raise ApiError(
+            400,
+            "validation_error",
+            "The request has invalid fields.",
+            {"Idempotency-Key": ["Use 1 to 255 printable ASCII characters."]},
+        )
+    return key
+
+
+class OrderListCreateApi(APIView):
+    permission_classes = [IsCustomer]
+
+    @extend_schema(responses={200: s.OrderOutSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        paginator = CursorPagination()
+        page = paginator.paginate_queryset(
+            selectors.customer_orders(request.user.id), request, view=self
+        )
+        return paginator.get_paginated_response([selectors.order_to_dict(o) for o in page])
+
+    @extend_schema(
+        request=s.PlaceOrderSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key", str, OpenApiParameter.HEADER,
+                description="Retry-safe creation: the same key and body replay the first response.",
+            )
+        ],
+        responses={201: s.OrderOutSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        key = _idempotency_key(request)
+        serializer = s.PlaceOrderSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        command = serializer.to_command(customer_id=request.user.id)
+
+        def create() -> tuple[int, dict[str, Any]]:
+            order = place_order(
+                uow=DjangoUnitOfWork(),
+                clock=timezone.now,
+                command=command,
+                delivery_fee_cents=_delivery_fee(),
+            )
+            return 201, selectors.created_order_to_dict(order)
+
+        if key is None:
+            code, body = create()
+            return Response(body, status=code)
+        code, body, replayed = idempotency.run_once(
+            customer_id=request.user.id,
+            key=key,
+            fingerprint=idempotency.request_fingerprint(request.data),
+            action=create,
+        )
+        response = Response(body, status=code)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+def _delivery_fee() -> int:
+    from django.conf import settings  # noqa: PLC0415 - read at call time
+
+    return int(settings.DELIVERY_FEE_CENTS)
+
+
+class OrderDetailApi(APIView):
+    permission_classes = [IsCustomer]
+
+    @extend_schema(responses={200: s.OrderOutSerializer})
+    def get(self, request: Request, order_id: UUID) -> Response:
+        order = selectors.customer_order(order_id=order_id, customer_id=request.user.id)
+        return Response(selectors.order_to_dict(order))
+
+
+class OrderHistoryApi(APIView):
+    permission_classes = [IsCustomer]
+
+    @extend_schema(responses={200: s.StatusChangeSerializer(many=True)})
+    def get(self, request: Request, order_id: UUID) -> Response:
+        selectors.customer_order(order_id=order_id, customer_id=request.user.id)
+        return Response(selectors.order_history(order_id))
+
+
+class OrderCancelApi(APIView):
+    permission_classes = [IsCustomer]
+
+    @extend_schema(request=s.CancelSerializer, responses={200: s.OrderOutSerializer})
+    def post(self, request: Request, order_id: UUID) -> Response:
+        serializer = s.CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order_cancel(
+            uow=DjangoUnitOfWork(),
+            clock=timezone.now,
+            order_id=order_id,
+            actor=Actor.CUSTOMER,
+            reason=serializer.validated_data["reason"] or "cancelled_by_customer",
+            customer_id=request.user.id,
+        )
+        order = selectors.customer_order(order_id=order_id, customer_id=request.user.id)
+        return Response(selectors.order_to_dict(order))

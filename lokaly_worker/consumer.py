@@ -1,0 +1,274 @@
+"""The stream consumer: read, run handlers, ack; retry with backoff; dead-letter at the end.
+
+One class owns delivery so handlers stay thin:
+- entries are read with XREADGROUP; an entry is acked only after its handlers' database
+  transactions committed, each together with its dedup marker (``ProcessedEvent``);
+- a failed entry stays pending; it is claimed again (XCLAIM) once it has been idle for
+  its backoff, computed from Redis' own delivery count, so a crash counts as an attempt;
+- an entry pending on a consumer that has gone quiet for ``EVENT_CLAIM_IDLE_MS`` is
+  claimed by another consumer;
+- after ``EVENT_MAX_ATTEMPTS`` deliveries the entry goes to the dead-letter stream with
+  its envelope, error and attempt count, and is acked, so it never blocks the ones behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, transaction
+from django.utils import timezone
+
+from lokaly_core.events import Envelope, UnknownEventType
+from lokaly_core.outbox import relay
+from lokaly_core.outbox.models import ProcessedEvent
+from lokaly_core.redis_client import get_redis
+from lokaly_worker.registry import Handler, Registry
+
+logger = logging.getLogger("lokaly.worker")
+
+FAILURES_KEY_SUFFIX = ":failures"
+
+
+def backoff_ms(attempt: int, entry_id: str, *, base_ms: int, max_ms: int) -> int:
+    """Exponential backoff with deterministic jitter: 50-100% of min(base * 2^(n-1), max)."""
+    ceiling = min(base_ms * 2 ** max(attempt - 1, 0), max_ms)
+    jitter = int(hashlib.blake2s(entry_id.encode(), digest_size=2).hexdigest(), 16) / 0xFFFF
+    return int(ceiling * (0.5 + 0.5 * jitter))
+
+
+@dataclass
+class WorkerConfig:
+    stream: str
+    group: str
+    dead_letter_stream: str
+    consumer: str
+    max_attempts: int
+    retry_base_ms: int
+    retry_max_ms: int
+    claim_idle_ms: int
+    block_ms: int = 1000
+    batch: int = 64
+    maintenance_every_s: float = 0.5
+
+    @classmethod
+    def from_settings(cls, consumer: str | None = None, **overrides: Any) -> WorkerConfig:
+        values: dict[str, Any] = {
+            "stream": settings.EVENT_STREAM,
+            "group": settings.EVENT_CONSUMER_GROUP,
+            "dead_letter_stream": settings.DEAD_LETTER_STREAM,
+            "consumer": consumer or f"{socket.gethostname()}-{os.getpid()}",
+            "max_attempts": settings.EVENT_MAX_ATTEMPTS,
+            "retry_base_ms": settings.EVENT_RETRY_BASE_MS,
+            "retry_max_ms": settings.EVENT_RETRY_MAX_MS,
+            "claim_idle_ms": settings.EVENT_CLAIM_IDLE_MS,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class Stats:
+    processed: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    swept: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class StreamWorker:
+    def __init__(self, config: WorkerConfig, registry: Registry, *, client: redis.Redis | None = None):
+        self.config = config
+        self.registry = registry
+        self.redis = client or get_redis()
+        self.stats = Stats()
+        self.stopping = threading.Event()
+        self.failures_key = config.stream + FAILURES_KEY_SUFFIX
+        self._next_maintenance = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def ensure_group(self) -> None:
+        """Create the stream and group if missing (first start, or Redis lost its data)."""
+        try:
+            self.redis.xgroup_create(self.config.stream, self.config.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def run(self, *, until: Callable[[], bool] | None = None) -> None:
+        """Process events until ``stop()`` is called (or ``until()`` returns True)."""
+        self.ensure_group()
+        logger.info("worker started", extra={"consumer": self.config.consumer, "stream": self.config.stream})
+        self._drain_own_pending()
+        while not self.stopping.is_set() and not (until and until()):
+            self._maintenance_if_due()
+            self.run_once()
+        logger.info("worker stopped", extra={"consumer": self.config.consumer, "processed": self.stats.processed})
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run_once(self) -> int:
+        try:
+            response = self.redis.xreadgroup(
+                self.config.group,
+                self.config.consumer,
+                {self.config.stream: ">"},
+                count=self.config.batch,
+                block=self.config.block_ms,
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                logger.warning("stream or group vanished; recreating them", extra={"stream": self.config.stream})
+                self.ensure_group()
+                return 0
+            raise
+        count = 0
+        for _stream, entries in response or []:
+            for entry_id, fields in entries:
+                self.process(_text(entry_id), fields, attempt=1)
+                count += 1
+        return count
+
+    # -- one entry -------------------------------------------------------------------
+
+    def process(self, entry_id: str, fields: dict[bytes, bytes], *, attempt: int) -> bool:
+        """Run every handler for the entry; ack on success. Returns True when acked."""
+        close_old_connections()
+        started = time.monotonic()
+        try:
+            envelope = Envelope.from_json(fields[b"envelope"])
+        except (KeyError, ValueError, TypeError) as exc:
+            self._dead_letter(entry_id, fields, error=f"unreadable envelope: {exc!r}", attempts=attempt)
+            return True
+        log = {"event_id": str(envelope.event_id), "event_type": envelope.type, "attempt": attempt,
+               "entry_id": entry_id, "aggregate_id": str(envelope.aggregate_id)}
+        try:
+            payload = envelope.parse()
+            for handler in self.registry.for_type(envelope.type):
+                self._run_handler(handler, envelope, payload)
+        except UnknownEventType:
+            logger.warning("no handler knows this event type; acking it", extra=log)
+        except Exception as exc:
+            self.stats.failed += 1
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("handler failed", extra={**log, "outcome": "failed", "error": error}, exc_info=True)
+            if attempt >= self.config.max_attempts:
+                self._dead_letter(entry_id, fields, error=error, attempts=attempt)
+                return True
+            self.redis.hset(self.failures_key, entry_id, error[:2000])
+            return False
+        self._ack(entry_id)
+        self.stats.processed += 1
+        self.stats.by_type[envelope.type] = self.stats.by_type.get(envelope.type, 0) + 1
+        logger.info("event processed", extra={**log, "outcome": "ok",
+                                               "ms": round((time.monotonic() - started) * 1000, 2)})
+        return True
+
+    def _run_handler(self, handler: Handler, envelope: Envelope, payload: Any) -> None:
+        if not handler.transactional:
+            handler.fn(envelope, payload)
+            return
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    ProcessedEvent.objects.create(event_id=envelope.event_id, handler=handler.name)
+            except IntegrityError:
+                logger.info("duplicate delivery skipped",
+                            extra={"event_id": str(envelope.event_id), "handler": handler.name})
+                return
+            handler.fn(envelope, payload)
+
+    def _ack(self, entry_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xack(self.config.stream, self.config.group, entry_id)
+        pipe.hdel(self.failures_key, entry_id)
+        pipe.execute()
+
+    def _dead_letter(self, entry_id: str, fields: dict[bytes, bytes], *, error: str, attempts: int) -> None:
+        envelope_raw = _text(fields.get(b"envelope", b""))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(
+            self.config.dead_letter_stream,
+            {
+                "source_id": entry_id,
+                "event_id": _text(fields.get(b"event_id", b"")),
+                "type": _text(fields.get(b"type", b"")),
+                "error": error[:2000],
+                "attempts": str(attempts),
+                "failed_at": timezone.now().isoformat(),
+                "envelope": envelope_raw,
+            },
+        )
+        pipe.xack(self.config.stream, self.config.group, entry_id)
+        pipe.hdel(self.failures_key, entry_id)
+        pipe.execute()
+        self.stats.dead_lettered += 1
+        logger.error("event dead-lettered",
+                     extra={"entry_id": entry_id, "event_id": _text(fields.get(b"event_id", b"")),
+                            "attempts": attempts, "error": error, "outcome": "dead_letter"})
+
+    # -- retries, crashed consumers, the outbox --------------------------------------
+
+    def _maintenance_if_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_maintenance:
+            return
+        self._next_maintenance = now + self.config.maintenance_every_s
+        try:
+            self.stats.swept += relay.sweep()
+        except Exception:
+            logger.exception("outbox sweep failed; will try again")
+        self.retry_due()
+
+    def _drain_own_pending(self) -> None:
+        """A restarted consumer first finishes what it had read before it stopped."""
+        response = self.redis.xreadgroup(
+            self.config.group, self.config.consumer, {self.config.stream: "0"}, count=1000
+        )
+        for _stream, entries in response or []:
+            for entry_id, fields in entries:
+                if fields:
+                    self.process(_text(entry_id), fields, attempt=2)
+
+    def retry_due(self) -> int:
+        """Claim and re-run pending entries whose backoff (or claim idle time) has passed."""
+        cfg = self.config
+        pending = self.redis.xpending_range(
+            cfg.stream, cfg.group, min="-", max="+", count=200, idle=cfg.retry_base_ms // 2
+        )
+        if not pending:
+            return 0
+        ids = [_text(p["message_id"]) for p in pending]
+        failed = self.redis.hmget(self.failures_key, ids)
+        retried = 0
+        for info, entry_id, error in zip(pending, ids, failed, strict=True):
+            delivered = int(info["times_delivered"])
+            if error is not None:
+                wait = backoff_ms(delivered, entry_id, base_ms=cfg.retry_base_ms, max_ms=cfg.retry_max_ms)
+            else:
+                wait = cfg.claim_idle_ms
+            if int(info["time_since_delivered"]) < wait:
+                continue
+            claimed = self.redis.xclaim(cfg.stream, cfg.group, cfg.consumer, wait, [entry_id])
+            for claimed_id, fields in claimed:
+                if not fields:  # trimmed away meanwhile: nothing left to process
+                    self._ack(_text(claimed_id))
+                    continue
+                retried += 1
+                self.process(_text(claimed_id), fields, attempt=delivered + 1)
+        return retried
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

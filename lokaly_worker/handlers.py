@@ -1,0 +1,36 @@
+"""What the worker does for each event type. Thin: load by id, call a service."""
+
+from __future__ import annotations
+
+import logging
+
+from django.utils import timezone
+
+from lokaly_core.domain.services import order_reserve_stock
+from lokaly_core.events import Envelope, EventPayload, OrderCreated, OrderStatusChanged
+from lokaly_core.orders.realtime import order_group, status_changed_message
+from lokaly_core.orders.uow import DjangoUnitOfWork
+from lokaly_worker.broadcast import get_broadcaster
+from lokaly_worker.registry import handles
+
+logger = logging.getLogger("lokaly.worker.handlers")
+
+
+@handles(OrderCreated.TYPE)
+def reserve_stock(envelope: Envelope, event: EventPayload) -> None:
+    assert isinstance(event, OrderCreated)
+    order = order_reserve_stock(uow=DjangoUnitOfWork(), clock=timezone.now, order_id=event.order_id)
+    logger.info(
+        "stock reservation decided",
+        extra={
+            "event_id": str(envelope.event_id),
+            "order_id": str(event.order_id),
+            "status": order.status if order else None,
+        },
+    )
+
+
+@handles(OrderStatusChanged.TYPE, transactional=False)
+def broadcast_status_change(envelope: Envelope, event: EventPayload) -> None:
+    assert isinstance(event, OrderStatusChanged)
+    get_broadcaster().group_send(order_group(event.order_id), status_changed_message(event))
