@@ -39,7 +39,7 @@ class Command(BaseCommand):
             argv = [
                 sys.executable, "-m", "uvicorn", server["app"],
                 "--host", host, "--port", port, "--workers", workers,
-                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
                 "--no-access-log", "--timeout-graceful-shutdown", "10",
                 "--log-level", "warning",
             ]
