@@ -1,0 +1,123 @@
+"""Shared fixtures. Tests run against the real PostgreSQL and Redis named by DATABASE_URL
+and REDIS_URL (``make test`` sets them, or starts the embedded ones)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from lokaly_core.accounts.models import Role, User
+from lokaly_core.accounts.tokens import PUBLIC, issue_pair
+from lokaly_core.events import Envelope
+from lokaly_core.redis_client import get_redis
+from tests.factories import ProductFactory, StockFactory, StoreFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> Iterator[None]:
+    """Every test starts with the test stream, dead letters and cache keys gone."""
+    client = get_redis()
+    _delete_test_keys(client)
+    yield
+
+
+def _delete_test_keys(client: Any) -> None:
+    prefixes = {settings.EVENT_STREAM, settings.DEAD_LETTER_STREAM, settings.CACHES["default"]["KEY_PREFIX"]}
+    for prefix in prefixes:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture
+def redis_client() -> Any:
+    return get_redis()
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll until ``predicate()`` is truthy; fail with a clear message at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def stream_envelopes(client: Any | None = None) -> list[Envelope]:
+    client = client or get_redis()
+    return [
+        Envelope.from_json(fields[b"envelope"])
+        for _id, fields in client.xrange(settings.EVENT_STREAM, "-", "+")
+    ]
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def client_for(user: User) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_pair(PUBLIC, user)['access']}")
+    return client
+
+
+@pytest.fixture
+def customer(db: None) -> User:
+    return UserFactory(role=Role.CUSTOMER)
+
+
+@pytest.fixture
+def courier(db: None) -> User:
+    return UserFactory(role=Role.COURIER)
+
+
+@pytest.fixture
+def customer_client(customer: User) -> APIClient:
+    return client_for(customer)
+
+
+@pytest.fixture
+def courier_client(courier: User) -> APIClient:
+    return client_for(courier)
+
+
+@pytest.fixture
+def store(db: None) -> Any:
+    return StoreFactory()
+
+
+@pytest.fixture
+def stocked(store: Any) -> Callable[..., Any]:
+    """``stocked(on_hand=10, price_cents=129)`` -> a Stock row of a new product in ``store``."""
+
+    def make(on_hand: int = 10, price_cents: int = 129, **product: Any) -> Any:
+        return StockFactory(
+            store=store, product=ProductFactory(price_cents=price_cents, **product), on_hand=on_hand
+        )
+
+    return make
+
+
+def order_body(store_id: Any, *items: tuple[Any, int], **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "store_id": str(store_id),
+        "items": [{"product_id": str(pid), "quantity": qty} for pid, qty in items],
+        "delivery_address": {
+            "line1": "Keizersgracht 1",
+            "city": "Amsterdam",
+            "postal_code": "1015 CJ",
+            "lat": 52.37,
+            "lng": 4.89,
+        },
+    }
+    body.update(extra)
+    return body
