@@ -105,18 +105,30 @@ class StreamWorker:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def _recreate_group(self) -> None:
+        logger.warning("stream or group vanished; recreating them", extra={"stream": self.config.stream})
+        self.ensure_group()
+
     def run(self, *, until: Callable[[], bool] | None = None) -> None:
         """Process events until ``stop()`` is called (or ``until()`` returns True)."""
         self.ensure_group()
         logger.info("worker started", extra={"consumer": self.config.consumer, "stream": self.config.stream})
         self._drain_own_pending()
         while not self.stopping.is_set() and not (until and until()):
-            self._maintenance_if_due()
-            self.run_once()
+            try:
+                self.tick()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                logger.warning("redis unreachable; retrying in 1s", extra={"error": str(exc)})
+                self.stopping.wait(1.0)
         logger.info("worker stopped", extra={"consumer": self.config.consumer, "processed": self.stats.processed})
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def tick(self) -> int:
+        """One turn of the loop: maintenance when due, then one blocking read."""
+        self._maintenance_if_due()
+        return self.run_once()
 
     def run_once(self) -> int:
         try:
@@ -128,11 +140,10 @@ class StreamWorker:
                 block=self.config.block_ms,
             )
         except redis.ResponseError as exc:
-            if "NOGROUP" in str(exc):
-                logger.warning("stream or group vanished; recreating them", extra={"stream": self.config.stream})
-                self.ensure_group()
-                return 0
-            raise
+            if "NOGROUP" not in str(exc):
+                raise
+            self._recreate_group()
+            return 0
         count = 0
         for _stream, entries in response or []:
             for entry_id, fields in entries:
@@ -229,7 +240,12 @@ class StreamWorker:
             self.stats.swept += relay.sweep()
         except Exception:
             logger.exception("outbox sweep failed; will try again")
-        self.retry_due()
+        try:
+            self.retry_due()
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._recreate_group()
 
     def _drain_own_pending(self) -> None:
         """A restarted consumer first finishes what it had read before it stopped."""

@@ -1,0 +1,125 @@
+"""In-memory implementations of the domain ports, for tests without a database."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from lokaly_core.domain.orders import Order
+from lokaly_core.domain.ports import Offer, StoreInfo
+from lokaly_core.events import Envelope, EventPayload
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+class FakeCatalog:
+    def __init__(self) -> None:
+        self.stores: dict[UUID, StoreInfo] = {}
+        self.offers: dict[tuple[UUID, UUID], Offer] = {}
+
+    def get_store(self, store_id: UUID) -> StoreInfo | None:
+        return self.stores.get(store_id)
+
+    def get_offers(self, store_id: UUID, product_ids: Sequence[UUID]) -> dict[UUID, Offer]:
+        return {p: self.offers[(store_id, p)] for p in product_ids if (store_id, p) in self.offers}
+
+
+class FakeOrders:
+    def __init__(self) -> None:
+        self.rows: dict[UUID, Order] = {}
+        self.history: dict[UUID, list] = {}
+        self._numbers = itertools.count(1)
+
+    def next_number(self) -> str:
+        return f"LK-{next(self._numbers):06d}"
+
+    def add(self, order: Order) -> None:
+        self.history.setdefault(order.id, []).extend(order.pending_changes)
+        order.pending_changes.clear()
+        self.rows[order.id] = copy.deepcopy(order)
+
+    def get_for_update(self, order_id: UUID) -> Order | None:
+        row = self.rows.get(order_id)
+        return copy.deepcopy(row) if row else None
+
+    def save(self, order: Order) -> None:
+        self.add(order)
+
+
+class FakeStock:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[UUID, UUID], dict[str, int]] = {}
+
+    def put(self, store_id: UUID, product_id: UUID, on_hand: int, reserved: int = 0) -> None:
+        self.rows[(store_id, product_id)] = {"on_hand": on_hand, "reserved": reserved}
+
+    def try_reserve(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> list[UUID]:
+        short = [
+            p for p, q in lines
+            if (row := self.rows.get((store_id, p))) is None or row["on_hand"] - row["reserved"] < q
+        ]
+        if not short:
+            for p, q in lines:
+                self.rows[(store_id, p)]["reserved"] += q
+        return short
+
+    def release(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None:
+        for p, q in lines:
+            self.rows[(store_id, p)]["reserved"] -= q
+
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self.pending: list[Envelope] = []
+
+    def record(self, event: EventPayload, *, aggregate_id: UUID, occurred_at: datetime) -> None:
+        self.pending.append(Envelope.wrap(event, aggregate_id=aggregate_id, occurred_at=occurred_at))
+
+
+class FakeUnitOfWork:
+    """Commits copy state into ``committed_*``; leaving without commit discards changes."""
+
+    def __init__(self) -> None:
+        self.catalog = FakeCatalog()
+        self.orders = FakeOrders()
+        self.stock = FakeStock()
+        self.events = FakeEvents()
+        self.published: list[Envelope] = []
+        self.commits = 0
+
+    def __enter__(self) -> Self:
+        self._snapshot = (copy.deepcopy(self.orders.rows), copy.deepcopy(self.orders.history),
+                          copy.deepcopy(self.stock.rows))
+        self._committed = False
+        return self
+
+    def commit(self) -> None:
+        self.published.extend(self.events.pending)
+        self.events.pending = []
+        self._committed = True
+        self.commits += 1
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._committed:
+            self.orders.rows, self.orders.history, self.stock.rows = self._snapshot
+            self.events.pending = []
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.published]
