@@ -20,12 +20,16 @@ logger = logging.getLogger("lokaly.broadcast")
 class Broadcaster:
     def __init__(self) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="broadcast", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="broadcast", daemon=True
+        )
         self._thread.start()
         self._layer = get_channel_layer()
 
     def group_send(self, group: str, message: dict[str, Any], timeout: float = 5.0) -> None:
-        future = asyncio.run_coroutine_threadsafe(self._layer.group_send(group, message), self._loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self._layer.group_send(group, message), self._loop
+        )
         future.result(timeout=timeout)
 
     def close(self) -> None:

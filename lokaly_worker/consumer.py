@@ -86,7 +86,9 @@ class Stats:
 
 
 class StreamWorker:
-    def __init__(self, config: WorkerConfig, registry: Registry, *, client: redis.Redis | None = None):
+    def __init__(
+        self, config: WorkerConfig, registry: Registry, *, client: redis.Redis | None = None
+    ):
         self.config = config
         self.registry = registry
         self.redis = client or get_redis()
@@ -106,13 +108,17 @@ class StreamWorker:
                 raise
 
     def _recreate_group(self) -> None:
-        logger.warning("stream or group vanished; recreating them", extra={"stream": self.config.stream})
+        logger.warning(
+            "stream or group vanished; recreating them", extra={"stream": self.config.stream}
+        )
         self.ensure_group()
 
     def run(self, *, until: Callable[[], bool] | None = None) -> None:
         """Process events until ``stop()`` is called (or ``until()`` returns True)."""
         self.ensure_group()
-        logger.info("worker started", extra={"consumer": self.config.consumer, "stream": self.config.stream})
+        logger.info(
+            "worker started", extra={"consumer": self.config.consumer, "stream": self.config.stream}
+        )
         self._drain_own_pending()
         while not self.stopping.is_set() and not (until and until()):
             try:
@@ -120,7 +126,10 @@ class StreamWorker:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 logger.warning("redis unreachable; retrying in 1s", extra={"error": str(exc)})
                 self.stopping.wait(1.0)
-        logger.info("worker stopped", extra={"consumer": self.config.consumer, "processed": self.stats.processed})
+        logger.info(
+            "worker stopped",
+            extra={"consumer": self.config.consumer, "processed": self.stats.processed},
+        )
 
     def stop(self) -> None:
         self.stopping.set()
@@ -160,10 +169,17 @@ class StreamWorker:
         try:
             envelope = Envelope.from_json(fields[b"envelope"])
         except (KeyError, ValueError, TypeError) as exc:
-            self._dead_letter(entry_id, fields, error=f"unreadable envelope: {exc!r}", attempts=attempt)
+            self._dead_letter(
+                entry_id, fields, error=f"unreadable envelope: {exc!r}", attempts=attempt
+            )
             return True
-        log = {"event_id": str(envelope.event_id), "event_type": envelope.type, "attempt": attempt,
-               "entry_id": entry_id, "aggregate_id": str(envelope.aggregate_id)}
+        log = {
+            "event_id": str(envelope.event_id),
+            "event_type": envelope.type,
+            "attempt": attempt,
+            "entry_id": entry_id,
+            "aggregate_id": str(envelope.aggregate_id),
+        }
         try:
             payload = envelope.parse()
             for handler in self.registry.for_type(envelope.type):
@@ -173,7 +189,9 @@ class StreamWorker:
         except Exception as exc:
             self.stats.failed += 1
             error = f"{type(exc).__name__}: {exc}"
-            logger.warning("handler failed", extra={**log, "outcome": "failed", "error": error}, exc_info=True)
+            logger.warning(
+                "handler failed", extra={**log, "outcome": "failed", "error": error}, exc_info=True
+            )
             if attempt >= self.config.max_attempts:
                 self._dead_letter(entry_id, fields, error=error, attempts=attempt)
                 return True
@@ -182,8 +200,10 @@ class StreamWorker:
         self._ack(entry_id)
         self.stats.processed += 1
         self.stats.by_type[envelope.type] = self.stats.by_type.get(envelope.type, 0) + 1
-        logger.info("event processed", extra={**log, "outcome": "ok",
-                                               "ms": round((time.monotonic() - started) * 1000, 2)})
+        logger.info(
+            "event processed",
+            extra={**log, "outcome": "ok", "ms": round((time.monotonic() - started) * 1000, 2)},
+        )
         return True
 
     def _run_handler(self, handler: Handler, envelope: Envelope, payload: Any) -> None:
@@ -195,8 +215,10 @@ class StreamWorker:
                 with transaction.atomic():
                     ProcessedEvent.objects.create(event_id=envelope.event_id, handler=handler.name)
             except IntegrityError:
-                logger.info("duplicate delivery skipped",
-                            extra={"event_id": str(envelope.event_id), "handler": handler.name})
+                logger.info(
+                    "duplicate delivery skipped",
+                    extra={"event_id": str(envelope.event_id), "handler": handler.name},
+                )
                 return
             handler.fn(envelope, payload)
 
@@ -206,7 +228,9 @@ class StreamWorker:
         pipe.hdel(self.failures_key, entry_id)
         pipe.execute()
 
-    def _dead_letter(self, entry_id: str, fields: dict[bytes, bytes], *, error: str, attempts: int) -> None:
+    def _dead_letter(
+        self, entry_id: str, fields: dict[bytes, bytes], *, error: str, attempts: int
+    ) -> None:
         envelope_raw = _text(fields.get(b"envelope", b""))
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(
@@ -225,9 +249,16 @@ class StreamWorker:
         pipe.hdel(self.failures_key, entry_id)
         pipe.execute()
         self.stats.dead_lettered += 1
-        logger.error("event dead-lettered",
-                     extra={"entry_id": entry_id, "event_id": _text(fields.get(b"event_id", b"")),
-                            "attempts": attempts, "error": error, "outcome": "dead_letter"})
+        logger.error(
+            "event dead-lettered",
+            extra={
+                "entry_id": entry_id,
+                "event_id": _text(fields.get(b"event_id", b"")),
+                "attempts": attempts,
+                "error": error,
+                "outcome": "dead_letter",
+            },
+        )
 
     # -- retries, crashed consumers, the outbox --------------------------------------
 
@@ -271,7 +302,9 @@ class StreamWorker:
         for info, entry_id, error in zip(pending, ids, failed, strict=True):
             delivered = int(info["times_delivered"])
             if error is not None:
-                wait = backoff_ms(delivered, entry_id, base_ms=cfg.retry_base_ms, max_ms=cfg.retry_max_ms)
+                wait = backoff_ms(
+                    delivered, entry_id, base_ms=cfg.retry_base_ms, max_ms=cfg.retry_max_ms
+                )
             else:
                 wait = cfg.claim_idle_ms
             if int(info["time_since_delivered"]) < wait:

@@ -26,9 +26,13 @@ class Registry:
     def __init__(self) -> None:
         self._by_type: dict[str, list[Handler]] = defaultdict(list)
 
-    def handles(self, *event_types: str, transactional: bool = True) -> Callable[[HandlerFn], HandlerFn]:
+    def handles(
+        self, *event_types: str, transactional: bool = True
+    ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
-            handler = Handler(name=f"{fn.__module__}.{fn.__name__}", fn=fn, transactional=transactional)
+            handler = Handler(
+                name=f"{fn.__module__}.{fn.__name__}", fn=fn, transactional=transactional
+            )
             for event_type in event_types:
                 self._by_type[event_type].append(handler)
             return fn

@@ -4,7 +4,7 @@ and REDIS_URL (``make test`` sets them, or starts the embedded ones)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,18 +19,21 @@ from tests.factories import ProductFactory, StockFactory, StoreFactory, UserFact
 
 
 @pytest.fixture(autouse=True)
-def _clean_redis(request: pytest.FixtureRequest) -> Iterator[None]:
+def _clean_redis(request: pytest.FixtureRequest) -> None:
     """Every test starts with the test stream, dead letters and cache keys gone.
 
     Domain tests touch neither Redis nor the database, so they are left alone.
     """
     if "domain" not in request.node.path.parts:
         _delete_test_keys(get_redis())
-    yield
 
 
 def _delete_test_keys(client: Any) -> None:
-    prefixes = {settings.EVENT_STREAM, settings.DEAD_LETTER_STREAM, settings.CACHES["default"]["KEY_PREFIX"]}
+    prefixes = {
+        settings.EVENT_STREAM,
+        settings.DEAD_LETTER_STREAM,
+        settings.CACHES["default"]["KEY_PREFIX"],
+    }
     for prefix in prefixes:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
@@ -42,7 +45,9 @@ def redis_client() -> Any:
     return get_redis()
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02) -> Any:
+def wait_until(
+    predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02
+) -> Any:
     """Poll until ``predicate()`` is truthy; fail with a clear message at the deadline."""
     deadline = time.monotonic() + timeout
     while True:

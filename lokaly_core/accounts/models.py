@@ -24,9 +24,7 @@ STAFF_ROLES = frozenset({Role.ADMIN, Role.SUPER_ADMIN})
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
-    def create_user(
-        self, email: str, password: str | None = None, **extra: object
-    ) -> User:
+    def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
         if not email:
             raise ValueError("An email address is required.")
         user = self.model(email=self.normalize_email(email).lower(), **extra)
@@ -34,9 +32,7 @@ class UserManager(BaseUserManager["User"]):
         user.save(using=self._db)
         return user
 
-    def create_superuser(
-        self, email: str, password: str | None = None, **extra: object
-    ) -> User:
+    def create_superuser(self, email: str, password: str | None = None, **extra: object) -> User:
         extra.setdefault("name", email.split("@")[0])
         extra["role"] = Role.SUPER_ADMIN
         extra["is_superuser"] = True
@@ -74,3 +70,6 @@ class UsedRefreshToken(models.Model):
 
     jti = models.CharField(max_length=64, primary_key=True)
     expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.jti

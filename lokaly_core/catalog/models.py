@@ -19,7 +19,9 @@ class Store(models.Model):
     class Meta:
         ordering = ["name", "id"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(lat__gte=-90, lat__lte=90), name="store_lat_range"),
+            models.CheckConstraint(
+                condition=models.Q(lat__gte=-90, lat__lte=90), name="store_lat_range"
+            ),
             models.CheckConstraint(
                 condition=models.Q(lng__gte=-180, lng__lte=180), name="store_lng_range"
             ),

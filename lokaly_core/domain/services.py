@@ -189,9 +189,7 @@ def order_cancel(
     return order
 
 
-def _cancel(
-    uow: UnitOfWork, order: o.Order, *, actor: o.Actor, reason: str, now: datetime
-) -> None:
+def _cancel(uow: UnitOfWork, order: o.Order, *, actor: o.Actor, reason: str, now: datetime) -> None:
     previous = order.status
     change = order.move_to(o.OrderStatus.CANCELLED, actor=actor, at=now, reason=reason)
     if order.stock_state is o.StockState.RESERVED:

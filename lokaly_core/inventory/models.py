@@ -23,6 +23,9 @@ class Stock(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.store_id}/{self.product_id}: {self.on_hand} on hand, {self.reserved} held"
+
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved

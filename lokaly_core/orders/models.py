@@ -44,7 +44,9 @@ class Order(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(total_cents=models.F("subtotal_cents") + models.F("delivery_fee_cents")),
+                condition=Q(
+                    total_cents=models.F("subtotal_cents") + models.F("delivery_fee_cents")
+                ),
                 name="order_total_adds_up",
             ),
         ]
@@ -65,9 +67,14 @@ class OrderLine(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["order", "product"], name="orderline_order_product_uniq"),
+            models.UniqueConstraint(
+                fields=["order", "product"], name="orderline_order_product_uniq"
+            ),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="orderline_quantity_gte_1"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.name}"
 
 
 class OrderStatusChange(models.Model):
@@ -89,12 +96,17 @@ class OrderStatusChange(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"v{self.status_version} {self.status}"
+
 
 class IdempotencyKey(models.Model):
     """A customer's ``Idempotency-Key`` and the response it produced, replayed on retry."""
 
     id = models.BigAutoField(primary_key=True)
-    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField(null=True)
@@ -103,6 +115,11 @@ class IdempotencyKey(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["customer", "key"], name="idempotency_customer_key_uniq"),
+            models.UniqueConstraint(
+                fields=["customer", "key"], name="idempotency_customer_key_uniq"
+            ),
         ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return self.key

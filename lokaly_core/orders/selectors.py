@@ -45,7 +45,9 @@ def created_order_to_dict(order: domain.Order) -> dict[str, Any]:
     return _render(order, order.lines, order.delivery_address.as_dict())
 
 
-def _render(order: Order | domain.Order, lines: Iterable[Any], address: dict[str, Any]) -> dict[str, Any]:
+def _render(
+    order: Order | domain.Order, lines: Iterable[Any], address: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "id": str(order.id),
         "number": order.number,
@@ -86,7 +88,9 @@ def change_to_dict(change: OrderStatusChange) -> dict[str, Any]:
     }
 
 
-def order_history(order_id: UUID, *, after_version: int = 0, before_version: int | None = None) -> list[dict[str, Any]]:
+def order_history(
+    order_id: UUID, *, after_version: int = 0, before_version: int | None = None
+) -> list[dict[str, Any]]:
     """Status changes with ``after_version < status_version [< before_version]``, oldest first."""
     qs = OrderStatusChange.objects.filter(order_id=order_id, status_version__gt=after_version)
     if before_version is not None:

@@ -29,7 +29,10 @@ class OrmCatalog:
 
     def get_offers(self, store_id: UUID, product_ids: Sequence[UUID]) -> dict[UUID, Offer]:
         rows = Stock.objects.filter(store_id=store_id, product_id__in=product_ids).values(
-            "product_id", "product__name", "product__price_cents", "product__currency",
+            "product_id",
+            "product__name",
+            "product__price_cents",
+            "product__currency",
             "product__is_active",
         )
         return {
@@ -178,7 +181,9 @@ class OutboxRecorder:
         self.pending: list[Envelope] = []
 
     def record(self, event: EventPayload, *, aggregate_id: UUID, occurred_at: datetime) -> None:
-        self.pending.append(Envelope.wrap(event, aggregate_id=aggregate_id, occurred_at=occurred_at))
+        self.pending.append(
+            Envelope.wrap(event, aggregate_id=aggregate_id, occurred_at=occurred_at)
+        )
 
     def flush(self) -> list[Envelope]:
         envelopes, self.pending = self.pending, []

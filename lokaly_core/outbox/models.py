@@ -31,6 +31,9 @@ class OutboxEvent(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
 
 class ProcessedEvent(models.Model):
     """Dedup marker: committed in the same transaction as a handler's effects."""
@@ -45,3 +48,6 @@ class ProcessedEvent(models.Model):
             models.UniqueConstraint(fields=["event_id", "handler"], name="processed_event_uniq"),
         ]
         indexes = [models.Index(fields=["processed_at"], name="processed_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.handler} {self.event_id}"

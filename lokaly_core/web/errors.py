@@ -44,7 +44,9 @@ def error_response(
 class ApiError(drf.APIException):
     """An API-layer error with a contract code (e.g. ``idempotency_conflict``)."""
 
-    def __init__(self, status: int, code: str, message: str, details: Mapping[str, Any] | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, details: Mapping[str, Any] | None = None
+    ):
         super().__init__(detail=message, code=code)
         self.status_code = status
         self.error_code = code
@@ -62,7 +64,9 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
                 out.setdefault(k, []).extend(v)
     elif isinstance(detail, list) and any(isinstance(d, Mapping | list) for d in detail):
         for index, value in enumerate(detail):
-            for k, v in flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)).items():
+            for k, v in flatten_errors(
+                value, f"{prefix}.{index}" if prefix else str(index)
+            ).items():
                 out.setdefault(k, []).extend(v)
     elif isinstance(detail, list):
         out[prefix or "non_field_errors"] = [str(d) for d in detail]
@@ -100,7 +104,9 @@ def translate(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]] | No
         details = flatten_errors(exc.detail)
         body = error_body("validation_error", "The request has invalid fields.", details)
     elif isinstance(exc, drf.ParseError):
-        body = error_body("malformed_request", f"The request body could not be parsed: {exc.detail}")
+        body = error_body(
+            "malformed_request", f"The request body could not be parsed: {exc.detail}"
+        )
     elif isinstance(exc, drf.NotAuthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
         body = error_body("not_authenticated", "Authentication credentials were not provided.")

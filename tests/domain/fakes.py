@@ -67,7 +67,8 @@ class FakeStock:
 
     def try_reserve(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> list[UUID]:
         short = [
-            p for p, q in lines
+            p
+            for p, q in lines
             if (row := self.rows.get((store_id, p))) is None or row["on_hand"] - row["reserved"] < q
         ]
         if not short:
@@ -85,7 +86,9 @@ class FakeEvents:
         self.pending: list[Envelope] = []
 
     def record(self, event: EventPayload, *, aggregate_id: UUID, occurred_at: datetime) -> None:
-        self.pending.append(Envelope.wrap(event, aggregate_id=aggregate_id, occurred_at=occurred_at))
+        self.pending.append(
+            Envelope.wrap(event, aggregate_id=aggregate_id, occurred_at=occurred_at)
+        )
 
 
 class FakeUnitOfWork:
@@ -100,8 +103,11 @@ class FakeUnitOfWork:
         self.commits = 0
 
     def __enter__(self) -> Self:
-        self._snapshot = (copy.deepcopy(self.orders.rows), copy.deepcopy(self.orders.history),
-                          copy.deepcopy(self.stock.rows))
+        self._snapshot = (
+            copy.deepcopy(self.orders.rows),
+            copy.deepcopy(self.orders.history),
+            copy.deepcopy(self.stock.rows),
+        )
         self._committed = False
         return self
 

@@ -16,12 +16,26 @@ LINES = (StockLine(uuid.uuid4(), 2), StockLine(uuid.uuid4(), 1))
 ORDER = uuid.uuid4()
 
 SAMPLES = [
-    c.OrderCreated(order_id=ORDER, number="LK-000001", customer_id=uuid.uuid4(),
-                   store_id=uuid.uuid4(), lines=LINES, total_cents=457, currency="EUR"),
-    c.OrderStatusChanged(order_id=ORDER, customer_id=uuid.uuid4(), status="confirmed",
-                         previous_status="pending", status_version=2, occurred_at=NOW),
-    c.OrderCancelled(order_id=ORDER, reason="out_of_stock", cancelled_by="system",
-                     previous_status="pending"),
+    c.OrderCreated(
+        order_id=ORDER,
+        number="LK-000001",
+        customer_id=uuid.uuid4(),
+        store_id=uuid.uuid4(),
+        lines=LINES,
+        total_cents=457,
+        currency="EUR",
+    ),
+    c.OrderStatusChanged(
+        order_id=ORDER,
+        customer_id=uuid.uuid4(),
+        status="confirmed",
+        previous_status="pending",
+        status_version=2,
+        occurred_at=NOW,
+    ),
+    c.OrderCancelled(
+        order_id=ORDER, reason="out_of_stock", cancelled_by="system", previous_status="pending"
+    ),
     c.InventoryReserved(order_id=ORDER, store_id=uuid.uuid4(), lines=LINES),
     c.InventoryReleased(order_id=ORDER, store_id=uuid.uuid4(), lines=LINES, reason="x"),
     c.PickingStarted(order_id=ORDER, store_id=uuid.uuid4(), staff_id=uuid.uuid4()),
@@ -44,7 +58,14 @@ def test_event_round_trips_through_json(event: c.EventPayload) -> None:
     wire = json.loads(envelope.to_json())
     back = Envelope.from_json(json.dumps(wire))
 
-    assert set(wire) == {"event_id", "type", "schema_version", "occurred_at", "aggregate_id", "payload"}
+    assert set(wire) == {
+        "event_id",
+        "type",
+        "schema_version",
+        "occurred_at",
+        "aggregate_id",
+        "payload",
+    }
     assert wire["occurred_at"] == "2026-11-27T10:15:00.123456Z"
     assert wire["schema_version"] == 1
     assert back == envelope

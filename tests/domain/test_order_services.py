@@ -22,7 +22,9 @@ STORE = uuid.uuid4()
 MILK = uuid.uuid4()
 BREAD = uuid.uuid4()
 CUSTOMER = uuid.uuid4()
-ADDRESS = o.Address(line1="Keizersgracht 1", city="Amsterdam", postal_code="1015", lat=52.3, lng=4.9)
+ADDRESS = o.Address(
+    line1="Keizersgracht 1", city="Amsterdam", postal_code="1015", lat=52.3, lng=4.9
+)
 
 
 @pytest.fixture
@@ -53,7 +55,10 @@ def test_place_order_prices_lines_and_emits_order_created(uow: FakeUnitOfWork) -
     assert order.status is o.OrderStatus.PENDING
     assert order.status_version == 1
     assert order.number == "LK-000001"
-    assert [(line.name, line.line_total_cents) for line in order.lines] == [("Milk 1L", 258), ("Bread", 289)]
+    assert [(line.name, line.line_total_cents) for line in order.lines] == [
+        ("Milk 1L", 258),
+        ("Bread", 289),
+    ]
     assert (order.subtotal_cents, order.total_cents, order.currency) == (547, 746, "EUR")
     assert uow.types() == ["order.created"]
     assert uow.published[0].payload["total_cents"] == 746
@@ -161,8 +166,12 @@ def test_cancel_releases_reserved_stock(uow: FakeUnitOfWork) -> None:
     order_reserve_stock(uow=uow, clock=FakeClock(), order_id=order.id)
 
     cancelled = order_cancel(
-        uow=uow, clock=FakeClock(), order_id=order.id, actor=o.Actor.CUSTOMER,
-        reason="changed my mind", customer_id=CUSTOMER,
+        uow=uow,
+        clock=FakeClock(),
+        order_id=order.id,
+        actor=o.Actor.CUSTOMER,
+        reason="changed my mind",
+        customer_id=CUSTOMER,
     )
 
     assert cancelled.status is o.OrderStatus.CANCELLED and cancelled.status_version == 3
@@ -174,8 +183,14 @@ def test_cancel_releases_reserved_stock(uow: FakeUnitOfWork) -> None:
 def test_customer_cannot_cancel_someone_elses_order(uow: FakeUnitOfWork) -> None:
     order = _place(uow, (MILK, 1))
     with pytest.raises(NotFound):
-        order_cancel(uow=uow, clock=FakeClock(), order_id=order.id, actor=o.Actor.CUSTOMER,
-                     reason="x", customer_id=uuid.uuid4())
+        order_cancel(
+            uow=uow,
+            clock=FakeClock(),
+            order_id=order.id,
+            actor=o.Actor.CUSTOMER,
+            reason="x",
+            customer_id=uuid.uuid4(),
+        )
     assert uow.orders.rows[order.id].status is o.OrderStatus.PENDING
 
 
@@ -198,7 +213,9 @@ def test_who_may_cancel_in_which_status(uow: FakeUnitOfWork, status, actor, allo
     uow.orders.rows[order.id].status = status
 
     if allowed:
-        result = order_cancel(uow=uow, clock=FakeClock(), order_id=order.id, actor=actor, reason="r")
+        result = order_cancel(
+            uow=uow, clock=FakeClock(), order_id=order.id, actor=actor, reason="r"
+        )
         assert result.status is o.OrderStatus.CANCELLED
     else:
         with pytest.raises(InvalidTransition):
@@ -209,8 +226,13 @@ def test_who_may_cancel_in_which_status(uow: FakeUnitOfWork, status, actor, allo
 
 def test_status_machine_allows_exactly_the_contract_moves() -> None:
     s = o.OrderStatus
-    forward = [(s.PENDING, s.CONFIRMED), (s.CONFIRMED, s.PICKING), (s.PICKING, s.READY),
-               (s.READY, s.OUT_FOR_DELIVERY), (s.OUT_FOR_DELIVERY, s.DELIVERED)]
+    forward = [
+        (s.PENDING, s.CONFIRMED),
+        (s.CONFIRMED, s.PICKING),
+        (s.PICKING, s.READY),
+        (s.READY, s.OUT_FOR_DELIVERY),
+        (s.OUT_FOR_DELIVERY, s.DELIVERED),
+    ]
     for current, target in forward:
         assert o.can_transition(current, target, o.Actor.SYSTEM)
     for current in s:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import time
-
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +21,7 @@ def make_worker(reg: Registry | None = None, **overrides: Any) -> StreamWorker:
     return StreamWorker(config, reg or registry)
 
 
-def run_until(worker: StreamWorker, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+def run_until(worker: StreamWorker, predicate: Callable[[], Any], timeout: float = 15) -> Any:
     """Drive the worker loop in this thread until ``predicate()`` holds (or fail at the deadline)."""
     worker.ensure_group()
     deadline = time.monotonic() + timeout

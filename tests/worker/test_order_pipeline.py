@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from lokaly_core.domain.orders import OrderStatus
 from lokaly_core.domain import orders as d
+from lokaly_core.domain.orders import OrderStatus
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, order_reserve_stock, place_order
 from lokaly_core.events import Envelope, OrderCancelled
 from lokaly_core.inventory.models import Stock
@@ -22,7 +22,7 @@ from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.outbox import relay
 from lokaly_core.outbox.models import OutboxEvent, ProcessedEvent
 from tests.conftest import order_body, stream_envelopes
-from tests.worker.conftest import make_worker, run_until
+from tests.worker.conftest import run_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +34,9 @@ def _status(order_id: str) -> str:
 def test_order_created_is_confirmed_with_stock_reserved(customer_client, stocked, worker) -> None:
     # given an order for 3 of 10 units
     stock = stocked(on_hand=10)
-    response = customer_client.post("/api/orders", order_body(stock.store_id, (stock.product_id, 3)))
+    response = customer_client.post(
+        "/api/orders", order_body(stock.store_id, (stock.product_id, 3))
+    )
     assert response.status_code == 201
     order_id = response.json()["id"]
 
@@ -51,7 +53,9 @@ def test_order_created_is_confirmed_with_stock_reserved(customer_client, stocked
     assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 0
 
 
-def test_order_without_enough_stock_is_cancelled_out_of_stock(customer_client, stocked, worker) -> None:
+def test_order_without_enough_stock_is_cancelled_out_of_stock(
+    customer_client, stocked, worker
+) -> None:
     plenty, scarce = stocked(on_hand=10), stocked(on_hand=1)
     body = order_body(plenty.store_id, (plenty.product_id, 2), (scarce.product_id, 2))
     order_id = customer_client.post("/api/orders", body).json()["id"]
@@ -65,15 +69,19 @@ def test_order_without_enough_stock_is_cancelled_out_of_stock(customer_client, s
     assert types == ["order.created", "order.status_changed", "order.cancelled"]
 
 
-def test_event_delivered_twice_has_its_effects_once(customer_client, stocked, worker, redis_client) -> None:
+def test_event_delivered_twice_has_its_effects_once(
+    customer_client, stocked, worker, redis_client
+) -> None:
     stock = stocked(on_hand=10)
     order_id = customer_client.post(
         "/api/orders", order_body(stock.store_id, (stock.product_id, 4))
     ).json()["id"]
     created = next(e for e in stream_envelopes() if e.type == "order.created")
     # the same event arrives again (a relay retry, a replay)
-    redis_client.xadd(settings.EVENT_STREAM, {"event_id": str(created.event_id),
-                                              "type": created.type, "envelope": created.to_json()})
+    redis_client.xadd(
+        settings.EVENT_STREAM,
+        {"event_id": str(created.event_id), "type": created.type, "envelope": created.to_json()},
+    )
 
     # order.created twice, then inventory.reserved and order.status_changed
     run_until(worker, lambda: worker.stats.processed == 4)
@@ -90,10 +98,17 @@ def test_committed_but_unpublished_events_are_swept_onto_the_stream(customer, st
     stock = stocked(on_hand=5)
     event_id = uuid.uuid4()
     OutboxEvent.objects.create(
-        event_id=event_id, type="order.cancelled", schema_version=1, occurred_at=timezone.now(),
+        event_id=event_id,
+        type="order.cancelled",
+        schema_version=1,
+        occurred_at=timezone.now(),
         aggregate_id=uuid.uuid4(),
-        payload={"order_id": str(uuid.uuid4()), "reason": "x", "cancelled_by": "admin",
-                 "previous_status": "pending"},
+        payload={
+            "order_id": str(uuid.uuid4()),
+            "reason": "x",
+            "cancelled_by": "admin",
+            "previous_status": "pending",
+        },
     )
     assert stream_envelopes() == []
     del stock
@@ -111,18 +126,25 @@ def test_committed_but_unpublished_events_are_swept_onto_the_stream(customer, st
 def test_failed_transaction_leaves_no_event_anywhere(customer, stocked) -> None:
     stock = stocked(on_hand=5)
 
-    with pytest.raises(RuntimeError), transaction.atomic():
-        uow = DjangoUnitOfWork()
-        with uow:
-            uow.events.record(
-                OrderCancelled(
-                    order_id=uuid.uuid4(), reason="x", cancelled_by="admin", previous_status="pending"
-                ),
-                aggregate_id=uuid.uuid4(),
-                occurred_at=timezone.now(),
-            )
-            uow.commit()
-        raise RuntimeError("boom after the unit of work, inside the outer transaction")
+    def record_then_fail() -> None:
+        with transaction.atomic():
+            uow = DjangoUnitOfWork()
+            with uow:
+                uow.events.record(
+                    OrderCancelled(
+                        order_id=uuid.uuid4(),
+                        reason="x",
+                        cancelled_by="admin",
+                        previous_status="pending",
+                    ),
+                    aggregate_id=uuid.uuid4(),
+                    occurred_at=timezone.now(),
+                )
+                uow.commit()
+            raise RuntimeError("boom after the unit of work, inside the outer transaction")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        record_then_fail()
 
     assert OutboxEvent.objects.count() == 0
     assert stream_envelopes() == []
@@ -135,8 +157,12 @@ def test_fifty_orders_racing_for_ten_units_confirm_exactly_ten(customer, stocked
     address = d.Address("a", "b", "c", 52.0, 4.0)
     order_ids = [
         place_order(
-            uow=DjangoUnitOfWork(), clock=timezone.now, delivery_fee_cents=199,
-            command=PlaceOrder(customer.id, stock.store_id, [ItemRequest(stock.product_id, 1)], address),
+            uow=DjangoUnitOfWork(),
+            clock=timezone.now,
+            delivery_fee_cents=199,
+            command=PlaceOrder(
+                customer.id, stock.store_id, [ItemRequest(stock.product_id, 1)], address
+            ),
         ).id
         for _ in range(50)
     ]

@@ -20,14 +20,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _publish(redis_client, event) -> Envelope:
     envelope = Envelope.wrap(event, aggregate_id=event.order_id, occurred_at=timezone.now())
-    redis_client.xadd(settings.EVENT_STREAM, {"event_id": str(envelope.event_id),
-                                              "type": envelope.type, "envelope": envelope.to_json()})
+    redis_client.xadd(
+        settings.EVENT_STREAM,
+        {"event_id": str(envelope.event_id), "type": envelope.type, "envelope": envelope.to_json()},
+    )
     return envelope
 
 
 def _dead_letters(redis_client) -> list[dict[str, str]]:
-    return [{k.decode(): v.decode() for k, v in fields.items()}
-            for _id, fields in redis_client.xrange(settings.DEAD_LETTER_STREAM)]
+    return [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _id, fields in redis_client.xrange(settings.DEAD_LETTER_STREAM)
+    ]
 
 
 def test_failing_event_is_retried_with_backoff_then_dead_lettered(redis_client) -> None:
@@ -57,7 +61,9 @@ def test_failing_event_is_retried_with_backoff_then_dead_lettered(redis_client) 
     gaps_ms = [(b - a) * 1000 for a, b in zip(attempts, attempts[1:], strict=False)]
     assert gaps_ms[0] >= 100 - 10  # at least half of 200 ms (jitter keeps 50-100 %)
     assert gaps_ms[1] >= 200 - 10  # at least half of 400 ms
-    assert redis_client.xpending(settings.EVENT_STREAM, settings.EVENT_CONSUMER_GROUP)["pending"] == 0
+    assert (
+        redis_client.xpending(settings.EVENT_STREAM, settings.EVENT_CONSUMER_GROUP)["pending"] == 0
+    )
     # the failed attempts left no dedup marker behind (they rolled back with the handler)
     assert ProcessedEvent.objects.count() == 0
 
@@ -107,7 +113,9 @@ def test_a_handler_that_recovers_is_processed_once(redis_client) -> None:
 
 
 def test_unreadable_entry_goes_straight_to_dead_letters(redis_client) -> None:
-    redis_client.xadd(settings.EVENT_STREAM, {"event_id": "?", "type": "?", "envelope": "{not json"})
+    redis_client.xadd(
+        settings.EVENT_STREAM, {"event_id": "?", "type": "?", "envelope": "{not json"}
+    )
     worker = make_worker()
 
     run_until(worker, lambda: _dead_letters(redis_client))

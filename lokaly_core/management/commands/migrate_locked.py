@@ -13,7 +13,10 @@ MIGRATION_LOCK_ID = 0x10CA1F_0001
 
 
 class Command(BaseCommand):
-    help = "Apply migrations while holding an advisory lock (the others wait, then find nothing to do)."
+    help = (
+        "Apply migrations while holding an advisory lock "
+        "(the others wait, then find nothing to do)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with connection.cursor() as cursor:

@@ -36,7 +36,9 @@ ACCOUNTS = [
 
 
 class Command(BaseCommand):
-    help = "Create demo stores, products with stock, and one account per role; print the credentials."
+    help = (
+        "Create demo stores, products with stock, and one account per role; print the credentials."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
@@ -44,7 +46,9 @@ class Command(BaseCommand):
             default=os.environ.get("DEMO_PASSWORD", "lokaly-demo-pass"),
             help="Password of every demo account (default: DEMO_PASSWORD or lokaly-demo-pass).",
         )
-        parser.add_argument("--stock", type=int, default=100, help="Units of each product per store.")
+        parser.add_argument(
+            "--stock", type=int, default=100, help="Units of each product per store."
+        )
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
@@ -71,7 +75,9 @@ class Command(BaseCommand):
             user.set_password(options["password"])
             user.save()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
-        self.stdout.write(f"Stores: {', '.join(s[0] for s in STORES)}; {len(PRODUCTS)} products each.")
+        self.stdout.write(
+            f"Stores: {', '.join(s[0] for s in STORES)}; {len(PRODUCTS)} products each."
+        )
         self.stdout.write("Accounts (email / password / role):")
         for email, _name, role in ACCOUNTS:
             self.stdout.write(f"  {email} / {options['password']} / {role}")

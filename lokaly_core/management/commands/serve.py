@@ -25,7 +25,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, help="Port (default: PUBLIC_PORT / ADMIN_PORT).")
         parser.add_argument("--workers", type=int, help="Server processes.")
-        parser.add_argument("--host", default=None, help="Bind address (default: HOST or 127.0.0.1).")
+        parser.add_argument(
+            "--host", default=None, help="Bind address (default: HOST or 127.0.0.1)."
+        )
         parser.add_argument("--no-migrate", action="store_true", help="Skip migrations on start.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -37,17 +39,44 @@ class Command(BaseCommand):
         workers = str(options["workers"] or server["workers"])
         if server["kind"] == "asgi":
             argv = [
-                sys.executable, "-m", "uvicorn", server["app"],
-                "--host", host, "--port", port, "--workers", workers,
-                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
-                "--no-access-log", "--timeout-graceful-shutdown", "10",
-                "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                server["app"],
+                "--host",
+                host,
+                "--port",
+                port,
+                "--workers",
+                workers,
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--ws",
+                "websockets-sansio",
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "10",
+                "--log-level",
+                "warning",
             ]
         else:
             argv = [
-                sys.executable, "-m", "gunicorn", server["app"],
-                "--bind", f"{host}:{port}", "--workers", workers, "--threads", "4",
-                "--graceful-timeout", "10", "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                server["app"],
+                "--bind",
+                f"{host}:{port}",
+                "--workers",
+                workers,
+                "--threads",
+                "4",
+                "--graceful-timeout",
+                "10",
+                "--log-level",
+                "warning",
             ]
         self.stdout.write(f"serving {server['app']} on http://{host}:{port} ({workers} workers)")
         sys.stdout.flush()
