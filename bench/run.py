@@ -95,12 +95,31 @@ def make_fixtures(customers: int) -> tuple[str, list[str], list[str]]:
     return str(store.id), products, tokens
 
 
+def wait_drained(store_id: str, timeout: float = 300) -> float:
+    """Seconds until the worker has decided every bench order (none left pending)."""
+    from django.db import close_old_connections
+
+    from lokaly_core.orders.models import Order
+
+    started = time.monotonic()
+    while Order.objects.filter(store_id=store_id, status="pending").exists():
+        if time.monotonic() - started > timeout:
+            raise SystemExit("the worker did not drain its backlog; see bench/results/worker.log")
+        time.sleep(0.1)
+    close_old_connections()
+    return time.monotonic() - started
+
+
 class Stack:
     def __init__(self, port: int, http_stack: str, workers: int) -> None:
         env = {
             **os.environ,
             "PUBLIC_RATE_LIMIT": "100000000/m",  # one client IP sends everything here
             "PUBLIC_HTTP_STACK": http_stack,
+            # A stream of its own: no other worker on this Redis can take the bench's events.
+            "EVENT_STREAM": f"lokaly-bench-{port}:events",
+            "DEAD_LETTER_STREAM": f"lokaly-bench-{port}:dead",
+            "CACHE_KEY_PREFIX": f"lokaly-bench-{port}",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         }
@@ -242,6 +261,9 @@ async def main_async(args: argparse.Namespace, fixtures: tuple[str, list[str], l
             print(f"intake  c={c:>2}: {row['orders_per_s']:>7} orders/s  p50 {row['p50_ms']} ms  "
                   f"p99 {row['p99_ms']} ms  errors {row['errors']}", flush=True)
             results["intake"].append(row)
+        drain_s = await asyncio.to_thread(wait_drained, store_id)
+        print(f"worker backlog drained {drain_s:.1f} s after the last intake run", flush=True)
+        results["drain_s"] = round(drain_s, 1)
         for c in args.socket_concurrency:
             row = await confirmed_on_socket(base, ws_base, store_id, products, tokens, c, args.duration)
             print(f"confirmed on socket c={c:>2}: p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms  "

@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from lokaly_core.events import Envelope, UnknownEventType
@@ -211,10 +211,7 @@ class StreamWorker:
             handler.fn(envelope, payload)
             return
         with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    ProcessedEvent.objects.create(event_id=envelope.event_id, handler=handler.name)
-            except IntegrityError:
+            if not _mark_processed(envelope, handler):
                 logger.info(
                     "duplicate delivery skipped",
                     extra={"event_id": str(envelope.event_id), "handler": handler.name},
@@ -317,6 +314,20 @@ class StreamWorker:
                 retried += 1
                 self.process(_text(claimed_id), fields, attempt=delivered + 1)
         return retried
+
+
+def _mark_processed(envelope: Envelope, handler: Handler) -> bool:
+    """Insert the dedup marker; False when this handler already processed the event.
+
+    A concurrent duplicate waits on the unique index until the first transaction ends.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ProcessedEvent._meta.db_table} (event_id, handler, processed_at) "  # noqa: S608
+            "VALUES (%s, %s, now()) ON CONFLICT (event_id, handler) DO NOTHING RETURNING id",
+            [envelope.event_id, handler.name],
+        )
+        return cursor.fetchone() is not None
 
 
 def _text(value: bytes | str) -> str:

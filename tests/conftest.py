@@ -4,7 +4,7 @@ and REDIS_URL (``make test`` sets them, or starts the embedded ones)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from lokaly_core.accounts.models import Role, User
 from lokaly_core.accounts.tokens import PUBLIC, issue_pair
 from lokaly_core.events import Envelope
+from lokaly_core.outbox import relay
 from lokaly_core.redis_client import get_redis
 from tests.factories import ProductFactory, StockFactory, StoreFactory, UserFactory
 
@@ -38,6 +39,13 @@ def _delete_test_keys(client: Any) -> None:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
             client.delete(*keys)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_outbox_publisher(django_db_setup: None) -> Iterator[None]:
+    """The publisher thread holds a connection; close it before the test database goes."""
+    yield
+    relay.stop_publisher()
 
 
 @pytest.fixture

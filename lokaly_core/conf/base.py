@@ -42,7 +42,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "lokaly_core.cache.PooledRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", "lokaly"),
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
@@ -101,6 +101,9 @@ EVENT_RETRY_MAX_MS = env_int("EVENT_RETRY_MAX_MS", 30_000)
 # A pending entry idle this long belongs to a consumer presumed dead; others claim it.
 EVENT_CLAIM_IDLE_MS = env_int("EVENT_CLAIM_IDLE_MS", 30_000)
 OUTBOX_SWEEP_AFTER_MS = env_int("OUTBOX_SWEEP_AFTER_MS", 2_000)
+# "background": a publisher thread per process puts committed events on the stream in
+# batches; "inline": the committing thread does it (one XADD and UPDATE per transaction).
+OUTBOX_PUBLISH = env("OUTBOX_PUBLISH", "background")
 
 DELIVERY_FEE_CENTS = env_int("DELIVERY_FEE_CENTS", 199)
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 48)

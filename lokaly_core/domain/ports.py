@@ -38,10 +38,11 @@ class Offer:
 
 
 class CatalogReader(Protocol):
-    def get_store(self, store_id: UUID) -> StoreInfo | None: ...
-
-    def get_offers(self, store_id: UUID, product_ids: Sequence[UUID]) -> dict[UUID, Offer]:
-        """The store's offers among ``product_ids``; products it does not carry are absent."""
+    def get_store_offers(
+        self, store_id: UUID, product_ids: Sequence[UUID]
+    ) -> tuple[StoreInfo | None, dict[UUID, Offer]]:
+        """The store, and its offers among ``product_ids`` (products it does not carry are
+        absent), in one read."""
         ...
 
 

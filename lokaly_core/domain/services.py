@@ -74,10 +74,11 @@ def place_order(
     """Create a ``pending`` order at today's prices and emit ``order.created``."""
     _validate_shape(command)
     with uow:
-        store = uow.catalog.get_store(command.store_id)
+        store, offers = uow.catalog.get_store_offers(
+            command.store_id, [i.product_id for i in command.items]
+        )
         if store is None or not store.is_active:
             raise ValidationFailed({"store_id": ["No active store has this id."]})
-        offers = uow.catalog.get_offers(command.store_id, [i.product_id for i in command.items])
         errors: dict[str, list[str]] = {}
         for index, item in enumerate(command.items):
             offer = offers.get(item.product_id)

@@ -10,9 +10,8 @@ from typing import Self
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import F
 
-from lokaly_core.catalog.models import Store
+from lokaly_core.catalog.models import Product, Store
 from lokaly_core.domain import orders as d
 from lokaly_core.domain.ports import Offer, StoreInfo
 from lokaly_core.events import Envelope, EventPayload
@@ -23,28 +22,28 @@ from lokaly_core.outbox.relay import publish_after_commit
 
 
 class OrmCatalog:
-    def get_store(self, store_id: UUID) -> StoreInfo | None:
-        row = Store.objects.filter(pk=store_id).values("id", "is_active").first()
-        return StoreInfo(id=row["id"], is_active=row["is_active"]) if row else None
-
-    def get_offers(self, store_id: UUID, product_ids: Sequence[UUID]) -> dict[UUID, Offer]:
-        rows = Stock.objects.filter(store_id=store_id, product_id__in=product_ids).values(
-            "product_id",
-            "product__name",
-            "product__price_cents",
-            "product__currency",
-            "product__is_active",
-        )
-        return {
-            r["product_id"]: Offer(
-                product_id=r["product_id"],
-                name=r["product__name"],
-                price_cents=r["product__price_cents"],
-                currency=r["product__currency"],
-                is_active=r["product__is_active"],
+    def get_store_offers(
+        self, store_id: UUID, product_ids: Sequence[UUID]
+    ) -> tuple[StoreInfo | None, dict[UUID, Offer]]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT s.is_active, p.id, p.name, p.price_cents, p.currency, p.is_active "
+                f"FROM {Store._meta.db_table} s "  # noqa: S608 - our tables
+                f"LEFT JOIN {Stock._meta.db_table} st "
+                "ON st.store_id = s.id AND st.product_id = ANY(%s) "
+                f"LEFT JOIN {Product._meta.db_table} p ON p.id = st.product_id "
+                "WHERE s.id = %s",
+                [list(product_ids), store_id],
             )
-            for r in rows
+            rows = cursor.fetchall()
+        if not rows:
+            return None, {}
+        offers = {
+            pid: Offer(product_id=pid, name=name, price_cents=price, currency=cur, is_active=active)
+            for _store_active, pid, name, price, cur, active in rows
+            if pid is not None
         }
+        return StoreInfo(id=store_id, is_active=rows[0][0]), offers
 
 
 def to_domain(row: Order, lines: Sequence[OrderLine]) -> d.Order:
@@ -146,33 +145,53 @@ class OrmOrders:
         order.pending_changes.clear()
 
 
-class _ShortStock(Exception):
-    pass
+_STOCK = Stock._meta.db_table
+
+
+def _values(lines: Sequence[tuple[UUID, int]]) -> tuple[str, list[object]]:
+    """A ``VALUES`` list of (product_id, quantity) rows and its parameters."""
+    rows = ", ".join(["(%s::uuid, %s::integer)"] * len(lines))
+    params: list[object] = [v for pair in lines for v in pair]
+    return rows, params
 
 
 class OrmStock:
+    """Stock changes in two round trips, whatever the number of lines.
+
+    Rows are locked in product id order (callers pass lines sorted, ``stock_lines``) so
+    concurrent reservations never deadlock; the check constraint
+    ``0 <= reserved <= on_hand`` stays the last line of defence against overselling.
+    """
+
     def try_reserve(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> list[UUID]:
-        short: list[UUID] = []
-        try:
-            with transaction.atomic():
-                for product_id, quantity in lines:
-                    updated = Stock.objects.filter(
-                        store_id=store_id,
-                        product_id=product_id,
-                        on_hand__gte=F("reserved") + quantity,
-                    ).update(reserved=F("reserved") + quantity)
-                    if not updated:
-                        short.append(product_id)
-                if short:
-                    raise _ShortStock
-        except _ShortStock:
-            pass
-        return short
+        wanted = dict(lines)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT product_id, on_hand - reserved FROM {_STOCK} "  # noqa: S608 - our table
+                "WHERE store_id = %s AND product_id = ANY(%s) ORDER BY product_id FOR UPDATE",
+                [store_id, list(wanted)],
+            )
+            available = dict(cursor.fetchall())
+            short = [p for p, q in lines if available.get(p, 0) < q]
+            if short:
+                return short
+            rows, params = _values(lines)
+            cursor.execute(
+                f"UPDATE {_STOCK} AS s SET reserved = s.reserved + v.q, updated_at = now() "  # noqa: S608
+                f"FROM (VALUES {rows}) AS v(product_id, q) "
+                "WHERE s.store_id = %s AND s.product_id = v.product_id",
+                [*params, store_id],
+            )
+        return []
 
     def release(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None:
-        for product_id, quantity in lines:
-            Stock.objects.filter(store_id=store_id, product_id=product_id).update(
-                reserved=F("reserved") - quantity
+        rows, params = _values(lines)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_STOCK} AS s SET reserved = s.reserved - v.q, updated_at = now() "  # noqa: S608
+                f"FROM (VALUES {rows}) AS v(product_id, q) "
+                "WHERE s.store_id = %s AND s.product_id = v.product_id",
+                [*params, store_id],
             )
 
 
@@ -202,7 +221,12 @@ class OutboxRecorder:
 
 
 class DjangoUnitOfWork:
-    """One database transaction (a savepoint when nested); events publish after the commit."""
+    """One database transaction; events publish after the outermost commit.
+
+    Nested in a caller's transaction (the worker's dedup marker, an idempotency key) it
+    joins it without a savepoint: a service either commits or raises, and the raise
+    rolls the caller's transaction back with it.
+    """
 
     def __init__(self) -> None:
         self.catalog = OrmCatalog()
@@ -212,7 +236,7 @@ class DjangoUnitOfWork:
         self.published: list[Envelope] = []
 
     def __enter__(self) -> Self:
-        self._atomic = transaction.atomic()
+        self._atomic = transaction.atomic(savepoint=False)
         self._atomic.__enter__()
         self._committed = False
         return self

@@ -1,19 +1,25 @@
 """The outbox relay: puts committed events on the Redis stream.
 
-Right after a transaction commits, its events are published (``publish_after_commit``).
-Rows a crash or a Redis outage left behind are published by ``sweep``, which the worker
-runs every second. An event may thus reach the stream twice; consumers deduplicate.
+Right after a transaction commits, its events are handed to a publisher thread of the
+process (``publish_after_commit``), which puts them on the stream in batches and marks
+their outbox rows published: the request that committed them does no extra I/O. Rows a
+crash or a Redis outage left behind are published by ``sweep``, which the worker runs
+twice a second for rows older than ``OUTBOX_SWEEP_AFTER_MS``. An event may thus reach
+the stream twice; consumers deduplicate.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
 import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from lokaly_core.events import Envelope
@@ -44,8 +50,71 @@ def _xadd_all(envelopes: Sequence[Envelope]) -> list[str]:
     return [sid.decode() if isinstance(sid, bytes) else str(sid) for sid in pipe.execute()]
 
 
+class _Publisher:
+    """A daemon thread that publishes what committed transactions hand it, in batches."""
+
+    MAX_BATCH = 500
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[list[Envelope] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="outbox-publisher", daemon=True)
+        self.thread.start()
+        atexit.register(self.close)
+
+    def submit(self, envelopes: list[Envelope]) -> None:
+        self.queue.put(envelopes)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = self.queue.get()
+            if batch is None:
+                break
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.extend(more)
+            publish_now(batch)
+        connection.close()
+
+
+_publisher: _Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def stop_publisher() -> None:
+    """Publish what is queued and stop the thread (tests, shutdown)."""
+    global _publisher
+    with _publisher_lock:
+        if _publisher is not None:
+            _publisher.close()
+            _publisher = None
+
+
 def publish_after_commit(envelopes: Sequence[Envelope]) -> None:
-    """Publish just-committed events. Never raises: the sweep retries what failed here."""
+    """Hand just-committed events to the publisher (``OUTBOX_PUBLISH=inline``: publish here)."""
+    global _publisher
+    if settings.OUTBOX_PUBLISH == "inline":
+        publish_now(list(envelopes))
+        return
+    if _publisher is None or not _publisher.thread.is_alive():
+        with _publisher_lock:
+            if _publisher is None or not _publisher.thread.is_alive():
+                _publisher = _Publisher()
+    _publisher.submit(list(envelopes))
+
+
+def publish_now(envelopes: Sequence[Envelope]) -> None:
+    """Publish committed events and mark them. Never raises: the sweep retries failures."""
     try:
         stream_ids = _xadd_all(envelopes)
     except redis.RedisError as exc:
@@ -61,17 +130,17 @@ def publish_after_commit(envelopes: Sequence[Envelope]) -> None:
 
 
 def _mark_published(envelopes: Sequence[Envelope], stream_ids: Sequence[str]) -> None:
-    now = timezone.now()
-    if len(envelopes) == 1:
-        OutboxEvent.objects.filter(event_id=envelopes[0].event_id).update(
-            published_at=now, stream_id=stream_ids[0]
+    rows = ", ".join(["(%s::uuid, %s)"] * len(envelopes))
+    params: list[object] = []
+    for envelope, stream_id in zip(envelopes, stream_ids, strict=True):
+        params += [envelope.event_id, stream_id]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {OutboxEvent._meta.db_table} AS o "  # noqa: S608 - our table, our values
+            "SET published_at = now(), stream_id = v.stream_id "
+            f"FROM (VALUES {rows}) AS v(event_id, stream_id) WHERE o.event_id = v.event_id",
+            params,
         )
-        return
-    rows = [
-        OutboxEvent(event_id=e.event_id, published_at=now, stream_id=sid)
-        for e, sid in zip(envelopes, stream_ids, strict=True)
-    ]
-    OutboxEvent.objects.bulk_update(rows, ["published_at", "stream_id"])
 
 
 def sweep(*, limit: int = 500, older_than_ms: int | None = None) -> int:

@@ -29,11 +29,11 @@ class FakeCatalog:
         self.stores: dict[UUID, StoreInfo] = {}
         self.offers: dict[tuple[UUID, UUID], Offer] = {}
 
-    def get_store(self, store_id: UUID) -> StoreInfo | None:
-        return self.stores.get(store_id)
-
-    def get_offers(self, store_id: UUID, product_ids: Sequence[UUID]) -> dict[UUID, Offer]:
-        return {p: self.offers[(store_id, p)] for p in product_ids if (store_id, p) in self.offers}
+    def get_store_offers(
+        self, store_id: UUID, product_ids: Sequence[UUID]
+    ) -> tuple[StoreInfo | None, dict[UUID, Offer]]:
+        offers = {p: self.offers[(store_id, p)] for p in product_ids if (store_id, p) in self.offers}
+        return self.stores.get(store_id), offers
 
 
 class FakeOrders:

@@ -21,7 +21,7 @@ from lokaly_core.orders.models import Order
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.outbox import relay
 from lokaly_core.outbox.models import OutboxEvent, ProcessedEvent
-from tests.conftest import order_body, stream_envelopes
+from tests.conftest import order_body, stream_envelopes, wait_until
 from tests.worker.conftest import run_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,7 +76,7 @@ def test_event_delivered_twice_has_its_effects_once(
     order_id = customer_client.post(
         "/api/orders", order_body(stock.store_id, (stock.product_id, 4))
     ).json()["id"]
-    created = next(e for e in stream_envelopes() if e.type == "order.created")
+    [created] = wait_until(lambda: [e for e in stream_envelopes() if e.type == "order.created"])
     # the same event arrives again (a relay retry, a replay)
     redis_client.xadd(
         settings.EVENT_STREAM,
@@ -199,7 +199,8 @@ def test_stream_entries_carry_the_full_envelope(customer_client, stocked, redis_
     stock = stocked(on_hand=5)
     customer_client.post("/api/orders", order_body(stock.store_id, (stock.product_id, 1)))
 
-    [(entry_id, fields)] = redis_client.xrange(settings.EVENT_STREAM)
+    [(entry_id, fields)] = wait_until(lambda: redis_client.xrange(settings.EVENT_STREAM))
+    wait_until(lambda: OutboxEvent.objects.get().stream_id)
 
     envelope = json.loads(fields[b"envelope"])
     assert fields[b"type"] == b"order.created"

@@ -1,0 +1,33 @@
+"""Django's Redis cache, keeping one client per connection pool.
+
+Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis`` for every cache
+call, and redis-py fills its response-callback table each time: about 0.2 ms of CPU per
+call, four calls per rate-limited request. Reusing the client removes that; the pool,
+and so thread safety, is unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+
+
+class PooledRedisCacheClient(RedisCacheClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        index = self._get_connection_pool_index(write)
+        client = self._clients.get(index)
+        if client is None:
+            client = self._client(connection_pool=self._get_connection_pool(write))
+            self._clients[index] = client
+        return client
+
+
+class PooledRedisCache(RedisCache):
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = PooledRedisCacheClient
