@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from rest_framework.test import APIClient
 
 from lokaly_core.accounts.models import Role, User
@@ -42,10 +43,16 @@ def _delete_test_keys(client: Any) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _stop_outbox_publisher(django_db_setup: None) -> Iterator[None]:
-    """The publisher thread holds a connection; close it before the test database goes."""
+def _release_test_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Before the test database is dropped, end the sessions other threads left open
+    (the outbox publisher, Channels' database threads)."""
     yield
     relay.stop_publisher()
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture
