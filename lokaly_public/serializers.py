@@ -12,7 +12,8 @@ from lokaly_core.accounts.models import User
 from lokaly_core.domain import orders as o
 from lokaly_core.domain.services import ItemRequest, PlaceOrder
 
-PRINTABLE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# "Printable characters": printable ASCII, space included (HTTP header values are ASCII).
+PRINTABLE_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 
 
 class RegisterSerializer(serializers.Serializer):

@@ -22,7 +22,7 @@ from lokaly_core.domain.services import order_cancel, place_order
 from lokaly_core.orders import idempotency, selectors
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.web.errors import ApiError
-from lokaly_core.web.pagination import CursorPagination
+from lokaly_core.web.pagination import PAGINATION_PARAMETERS, CursorPagination, paginated
 from lokaly_public import serializers as s
 from lokaly_public.permissions import IsCustomer, IsCustomerOrCourier
 
@@ -86,7 +86,10 @@ class StoreListApi(APIView):
     class Pagination(CursorPagination):
         ordering = ("name", "id")
 
-    @extend_schema(responses={200: s.StoreSerializer(many=True)})
+    @extend_schema(
+        parameters=PAGINATION_PARAMETERS,
+        responses={200: paginated(s.StoreSerializer(many=True), "Store")},
+    )
     def get(self, request: Request) -> Response:
         paginator = self.Pagination()
         page = paginator.paginate_queryset(active_stores(), request, view=self)
@@ -100,11 +103,21 @@ class StoreProductListApi(APIView):
         ordering = ("name", "id")
 
     @extend_schema(
-        parameters=[OpenApiParameter("search", str, description="Part of the name, or the sku")],
-        responses={200: s.ProductSerializer(many=True)},
+        parameters=[
+            OpenApiParameter("search", str, description="Part of the name, or the sku"),
+            *PAGINATION_PARAMETERS,
+        ],
+        responses={200: paginated(s.ProductSerializer(many=True), "Product")},
     )
     def get(self, request: Request, store_id: UUID) -> Response:
         search = request.query_params.get("search", "").strip()[:100]
+        if "\x00" in search:  # PostgreSQL refuses NUL in text: a 500 if it got that far
+            raise ApiError(
+                400,
+                "validation_error",
+                "The request has invalid fields.",
+                {"search": ["Null characters are not allowed."]},
+            )
         paginator = self.Pagination()
         page = paginator.paginate_queryset(
             store_products(store_id=store_id, search=search), request, view=self
@@ -129,7 +142,10 @@ def _idempotency_key(request: Request) -> str | None:
 class OrderListCreateApi(APIView):
     permission_classes = [IsCustomer]
 
-    @extend_schema(responses={200: s.OrderOutSerializer(many=True)})
+    @extend_schema(
+        parameters=PAGINATION_PARAMETERS,
+        responses={200: paginated(s.OrderOutSerializer(many=True), "Order")},
+    )
     def get(self, request: Request) -> Response:
         paginator = CursorPagination()
         page = paginator.paginate_queryset(

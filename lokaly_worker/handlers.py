@@ -19,7 +19,8 @@ logger = logging.getLogger("lokaly.worker.handlers")
 @handles(OrderCreated.TYPE)
 def reserve_stock(envelope: Envelope, event: EventPayload) -> None:
     assert isinstance(event, OrderCreated)
-    order = order_reserve_stock(uow=DjangoUnitOfWork(), clock=timezone.now, order_id=event.order_id)
+    order = order_reserve_stock(
+        uow=DjangoUnitOfWork(savepoint=False), clock=timezone.now, order_id=event.order_id)
     logger.info(
         "stock reservation decided",
         extra={

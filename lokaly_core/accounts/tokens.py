@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication
 from rest_framework.request import Request
 from rest_framework_simplejwt.backends import TokenBackend
@@ -126,3 +128,18 @@ class PublicJWTAuthentication(RealmJWTAuthentication):
 
 class AdminJWTAuthentication(RealmJWTAuthentication):
     realm = ADMIN
+
+
+class RealmJWTScheme(OpenApiAuthenticationExtension):
+    """Declares ``Authorization: Bearer <JWT>`` in each API's OpenAPI schema."""
+
+    target_class = RealmJWTAuthentication
+    match_subclasses = True
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return build_bearer_security_scheme_object(
+            header_name="HTTP_AUTHORIZATION",
+            token_prefix="Bearer",  # noqa: S106 - the scheme's name, not a secret
+            bearer_format="JWT",
+        )

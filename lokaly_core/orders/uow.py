@@ -221,14 +221,16 @@ class OutboxRecorder:
 
 
 class DjangoUnitOfWork:
-    """One database transaction; events publish after the outermost commit.
+    """One database transaction (a savepoint when nested); events publish after the
+    outermost commit.
 
-    Nested in a caller's transaction (the worker's dedup marker, an idempotency key) it
-    joins it without a savepoint: a service either commits or raises, and the raise
-    rolls the caller's transaction back with it.
+    ``savepoint=False`` joins a caller's transaction without a savepoint, for callers
+    that roll back as a whole when the service raises (the worker's handler
+    transaction, which also holds the event's dedup marker): two round trips fewer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, savepoint: bool = True) -> None:
+        self.savepoint = savepoint
         self.catalog = OrmCatalog()
         self.orders = OrmOrders()
         self.stock = OrmStock()
@@ -236,7 +238,7 @@ class DjangoUnitOfWork:
         self.published: list[Envelope] = []
 
     def __enter__(self) -> Self:
-        self._atomic = transaction.atomic(savepoint=False)
+        self._atomic = transaction.atomic(savepoint=self.savepoint)
         self._atomic.__enter__()
         self._committed = False
         return self

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
@@ -55,11 +56,18 @@ class ApiError(drf.APIException):
 
 
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested error detail as ``{"items.0.quantity": ["..."]}``."""
+    """DRF's nested error detail as ``{"items.0.quantity": ["..."]}``.
+
+    A nested serializer's own errors (``{"items": {"non_field_errors": [...]}}``, e.g. an
+    empty list or a string where an object belongs) are reported under its field, ``items``.
+    """
     out: dict[str, list[str]] = {}
     if isinstance(detail, Mapping):
         for key, value in detail.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
+            if prefix and key == api_settings.NON_FIELD_ERRORS_KEY:
+                name = prefix
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
             for k, v in flatten_errors(value, name).items():
                 out.setdefault(k, []).extend(v)
     elif isinstance(detail, list) and any(isinstance(d, Mapping | list) for d in detail):

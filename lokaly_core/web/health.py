@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
 
 from lokaly_core.redis_client import get_redis
+from lokaly_core.web.errors import error_response
 
 logger = logging.getLogger("lokaly.health")
 
+View = Callable[[HttpRequest], JsonResponse]
 
-@require_GET
+
+def require_get(view: View) -> View:
+    """Like Django's ``require_GET``, but the 405 has the contract's error shape."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest) -> JsonResponse:
+        if request.method != "GET":
+            response = error_response(
+                405, "method_not_allowed", f'Method "{request.method}" not allowed.'
+            )
+            response["Allow"] = "GET"
+            return response
+        return view(request)
+
+    return wrapper
+
+
+@require_get
 def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
@@ -38,7 +58,7 @@ def _check_redis() -> str:
         return "error"
 
 
-@require_GET
+@require_get
 def ready(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database(), "redis": _check_redis()}
     if all(v == "ok" for v in checks.values()):

@@ -16,6 +16,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
 ]
 
+# Only for the OpenAPI docs page (/api/docs/); the API itself renders JSON.
+TEMPLATES = [
+    {"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True},
+]
+
 PUBLIC_JWT_SECRET = secret("PUBLIC_JWT_SECRET", debug=DEBUG)
 JWT_ACCESS_TTL_SECONDS = env_int("JWT_ACCESS_TTL_SECONDS", 15 * 60)
 JWT_REFRESH_TTL_SECONDS = env_int("JWT_REFRESH_TTL_SECONDS", 7 * 24 * 3600)

@@ -48,9 +48,12 @@ def test_order_created_is_confirmed_with_stock_reserved(customer_client, stocked
     assert (stock.on_hand, stock.reserved, stock.available) == (10, 3, 7)
     order = Order.objects.get(pk=order_id)
     assert order.status_version == 2 and order.stock_state == "reserved"
-    types = [e.type for e in stream_envelopes() if str(e.aggregate_id) == order_id]
-    assert types == ["order.created", "inventory.reserved", "order.status_changed"]
-    assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 0
+    def published_types() -> list[str]:
+        return [e.type for e in stream_envelopes() if str(e.aggregate_id) == order_id]
+
+    wait_until(lambda: len(published_types()) == 3)
+    assert published_types() == ["order.created", "inventory.reserved", "order.status_changed"]
+    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists())
 
 
 def test_order_without_enough_stock_is_cancelled_out_of_stock(
@@ -65,6 +68,7 @@ def test_order_without_enough_stock_is_cancelled_out_of_stock(
     order = Order.objects.get(pk=order_id)
     assert order.cancel_reason == "out_of_stock"
     assert list(Stock.objects.order_by("id").values_list("reserved", flat=True)) == [0, 0]
+    wait_until(lambda: len([e for e in stream_envelopes() if str(e.aggregate_id) == order_id]) == 3)
     types = [e.type for e in stream_envelopes() if str(e.aggregate_id) == order_id]
     assert types == ["order.created", "order.status_changed", "order.cancelled"]
 
