@@ -77,13 +77,18 @@ def make_fixtures(customers: int) -> tuple[str, list[str], list[str]]:
     from lokaly_core.catalog.models import Product, Store
     from lokaly_core.inventory.models import Stock
 
-    subprocess.run([sys.executable, "manage_admin.py", "migrate_locked", "--verbosity", "0"],
-                   cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "manage_admin.py", "migrate_locked", "--verbosity", "0"],
+        cwd=ROOT,
+        check=True,
+    )
     run = uuid.uuid4().hex[:8]
     store = Store.objects.create(name=f"Bench {run}", address="Bench", lat=52.37, lng=4.89)
     products = []
     for i in range(5):
-        product = Product.objects.create(sku=f"BENCH-{run}-{i}", name=f"Bench {i}", price_cents=100 + i)
+        product = Product.objects.create(
+            sku=f"BENCH-{run}-{i}", name=f"Bench {i}", price_cents=100 + i
+        )
         Stock.objects.create(store=store, product=product, on_hand=10_000_000)
         products.append(str(product.id))
     tokens = []
@@ -128,15 +133,32 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         env.pop("DJANGO_SETTINGS_MODULE", None)  # each manage_*.py picks its own
         self.procs = [
-            self._spawn("public", ["manage_public.py", "serve", "--no-migrate", "--port", str(port),
-                                   "--workers", str(workers)], env),
+            self._spawn(
+                "public",
+                [
+                    "manage_public.py",
+                    "serve",
+                    "--no-migrate",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                ],
+                env,
+            ),
             self._spawn("worker", ["manage_admin.py", "run_worker", "--no-migrate"], env),
         ]
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("wb")
-        return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     async def wait_ready(self) -> None:
         deadline = time.monotonic() + 60
@@ -165,14 +187,27 @@ class Stack:
 def order_body(store_id: str, products: list[str], n: int) -> dict[str, Any]:
     return {
         "store_id": store_id,
-        "items": [{"product_id": products[(n + k) % len(products)], "quantity": 1} for k in range(2)],
-        "delivery_address": {"line1": "Damrak 1", "city": "Amsterdam", "postal_code": "1012 LG",
-                             "lat": 52.37, "lng": 4.89},
+        "items": [
+            {"product_id": products[(n + k) % len(products)], "quantity": 1} for k in range(2)
+        ],
+        "delivery_address": {
+            "line1": "Damrak 1",
+            "city": "Amsterdam",
+            "postal_code": "1012 LG",
+            "lat": 52.37,
+            "lng": 4.89,
+        },
     }
 
 
-async def intake(base: str, store_id: str, products: list[str], tokens: list[str],
-                 concurrency: int, duration: float) -> dict[str, Any]:
+async def intake(
+    base: str,
+    store_id: str,
+    products: list[str],
+    tokens: list[str],
+    concurrency: int,
+    duration: float,
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors: dict[int, int] = {}
     connector = aiohttp.TCPConnector(limit=concurrency * 2)
@@ -183,8 +218,9 @@ async def intake(base: str, store_id: str, products: list[str], tokens: list[str
         n = 0
         while time.monotonic() < stop_at:
             started = time.perf_counter()
-            async with session.post(f"{base}/api/orders", json=order_body(store_id, products, n),
-                                    headers=headers) as response:
+            async with session.post(
+                f"{base}/api/orders", json=order_body(store_id, products, n), headers=headers
+            ) as response:
                 await response.read()
                 if response.status == 201:
                     latencies.append((time.perf_counter() - started) * 1000)
@@ -207,8 +243,15 @@ async def intake(base: str, store_id: str, products: list[str], tokens: list[str
     }
 
 
-async def confirmed_on_socket(base: str, ws_base: str, store_id: str, products: list[str],
-                              tokens: list[str], concurrency: int, duration: float) -> dict[str, Any]:
+async def confirmed_on_socket(
+    base: str,
+    ws_base: str,
+    store_id: str,
+    products: list[str],
+    tokens: list[str],
+    concurrency: int,
+    duration: float,
+) -> dict[str, Any]:
     latencies: list[float] = []
     failures = 0
     stop_at = time.monotonic() + duration
@@ -218,8 +261,11 @@ async def confirmed_on_socket(base: str, ws_base: str, store_id: str, products: 
         token = tokens[index]
         n = 0
         while time.monotonic() < stop_at:
-            async with session.post(f"{base}/api/orders", json=order_body(store_id, products, n),
-                                    headers={"Authorization": f"Bearer {token}"}) as response:
+            async with session.post(
+                f"{base}/api/orders",
+                json=order_body(store_id, products, n),
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
                 body = await response.json()
                 t_201 = time.perf_counter()
             n += 1
@@ -228,7 +274,11 @@ async def confirmed_on_socket(base: str, ws_base: str, store_id: str, products: 
                 try:
                     while True:
                         msg = json.loads((await ws.receive(timeout=5)).data)
-                        status = msg.get("order", {}).get("status") if msg["type"] == "order.snapshot" else msg.get("status")
+                        status = (
+                            msg.get("order", {}).get("status")
+                            if msg["type"] == "order.snapshot"
+                            else msg.get("status")
+                        )
                         if msg["type"] == "order.status_changed" and status == "confirmed":
                             latencies.append((time.perf_counter() - t_201) * 1000)
                             break
@@ -247,7 +297,9 @@ async def confirmed_on_socket(base: str, ws_base: str, store_id: str, products: 
     }
 
 
-async def main_async(args: argparse.Namespace, fixtures: tuple[str, list[str], list[str]]) -> dict[str, Any]:
+async def main_async(
+    args: argparse.Namespace, fixtures: tuple[str, list[str], list[str]]
+) -> dict[str, Any]:
     store_id, products, tokens = fixtures
     port = free_port()
     stack = Stack(port, args.stack, args.workers)
@@ -258,16 +310,24 @@ async def main_async(args: argparse.Namespace, fixtures: tuple[str, list[str], l
         results: dict[str, Any] = {"intake": [], "confirmed": []}
         for c in args.concurrency:
             row = await intake(base, store_id, products, tokens, c, args.duration)
-            print(f"intake  c={c:>2}: {row['orders_per_s']:>7} orders/s  p50 {row['p50_ms']} ms  "
-                  f"p99 {row['p99_ms']} ms  errors {row['errors']}", flush=True)
+            print(
+                f"intake  c={c:>2}: {row['orders_per_s']:>7} orders/s  p50 {row['p50_ms']} ms  "
+                f"p99 {row['p99_ms']} ms  errors {row['errors']}",
+                flush=True,
+            )
             results["intake"].append(row)
         drain_s = await asyncio.to_thread(wait_drained, store_id)
         print(f"worker backlog drained {drain_s:.1f} s after the last intake run", flush=True)
         results["drain_s"] = round(drain_s, 1)
         for c in args.socket_concurrency:
-            row = await confirmed_on_socket(base, ws_base, store_id, products, tokens, c, args.duration)
-            print(f"confirmed on socket c={c:>2}: p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms  "
-                  f"({row['orders']} orders, {row['failures']} failures)", flush=True)
+            row = await confirmed_on_socket(
+                base, ws_base, store_id, products, tokens, c, args.duration
+            )
+            print(
+                f"confirmed on socket c={c:>2}: p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms  "
+                f"({row['orders']} orders, {row['failures']} failures)",
+                flush=True,
+            )
             results["confirmed"].append(row)
         return results
     finally:
@@ -277,7 +337,9 @@ async def main_async(args: argparse.Namespace, fixtures: tuple[str, list[str], l
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="Seconds per measurement.")
-    parser.add_argument("--stack", choices=["wsgi", "asgi"], default=os.environ.get("PUBLIC_HTTP_STACK", "wsgi"))
+    parser.add_argument(
+        "--stack", choices=["wsgi", "asgi"], default=os.environ.get("PUBLIC_HTTP_STACK", "wsgi")
+    )
     parser.add_argument("--workers", type=int, default=int(os.environ.get("PUBLIC_WORKERS", "2")))
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--socket-concurrency", type=int, nargs="+", default=[1, 8])
@@ -286,9 +348,14 @@ def main() -> None:
     results = asyncio.run(main_async(args, make_fixtures(max(args.concurrency))))
     record = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "stack": args.stack, "workers": args.workers, "duration_s": args.duration,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "stack": args.stack,
+        "workers": args.workers,
+        "duration_s": args.duration,
         "database": "embedded" if "%2F" in os.environ["DATABASE_URL"] else "server",
         **results,
     }

@@ -20,7 +20,7 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 from lokaly_public.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.PUBLIC_HTTP_STACK == "wsgi":
-    http_app = WSGIMiddleware(get_wsgi_application(), workers=16)
+    http_app = WSGIMiddleware(get_wsgi_application(), workers=settings.PUBLIC_HTTP_THREADS)
 else:
     http_app = django_asgi
 

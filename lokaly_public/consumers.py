@@ -106,7 +106,9 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
         order, missed = await database_sync_to_async(_snapshot)(self.order_id, since)
         await self._send({"type": "order.snapshot", "order": order})
         for change in missed:
-            await self._send({"type": "order.status_changed", "order_id": str(self.order_id), **change})
+            await self._send(
+                {"type": "order.status_changed", "order_id": str(self.order_id), **change}
+            )
         self.last_version = order["status_version"]
 
     async def disconnect(self, code: int) -> None:
@@ -143,7 +145,9 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
                 self.order_id, after_version=self.last_version, before_version=version
             )
             for change in missed:
-                await self._send({"type": "order.status_changed", "order_id": str(self.order_id), **change})
+                await self._send(
+                    {"type": "order.status_changed", "order_id": str(self.order_id), **change}
+                )
         await self._send(message)
         self.last_version = version
 

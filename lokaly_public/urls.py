@@ -7,8 +7,17 @@ from lokaly_public import views
 urlpatterns = [
     path("health", health.health),
     path("health/ready", health.ready),
-    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[])),
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]),
+        name="schema",
+    ),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="schema", permission_classes=[], authentication_classes=[]
+        ),
+    ),
     path("api/auth/register", views.RegisterApi.as_view()),
     path("api/auth/token", views.TokenApi.as_view()),
     path("api/auth/token/refresh", views.TokenRefreshApi.as_view()),

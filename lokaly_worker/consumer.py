@@ -29,6 +29,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from lokaly_core.events import Envelope, UnknownEventType
+from lokaly_core.orders import idempotency
 from lokaly_core.outbox import relay
 from lokaly_core.outbox.models import ProcessedEvent
 from lokaly_core.redis_client import get_redis
@@ -59,6 +60,7 @@ class WorkerConfig:
     block_ms: int = 1000
     batch: int = 64
     maintenance_every_s: float = 0.5
+    prune_every_s: float = 60.0
 
     @classmethod
     def from_settings(cls, consumer: str | None = None, **overrides: Any) -> WorkerConfig:
@@ -96,6 +98,7 @@ class StreamWorker:
         self.stopping = threading.Event()
         self.failures_key = config.stream + FAILURES_KEY_SUFFIX
         self._next_maintenance = 0.0
+        self._next_prune = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -266,8 +269,11 @@ class StreamWorker:
         self._next_maintenance = now + self.config.maintenance_every_s
         try:
             self.stats.swept += relay.sweep()
+            if now >= self._next_prune:
+                self._next_prune = now + self.config.prune_every_s
+                idempotency.prune_expired()
         except Exception:
-            logger.exception("outbox sweep failed; will try again")
+            logger.exception("outbox sweep or pruning failed; will try again")
         try:
             self.retry_due()
         except redis.ResponseError as exc:

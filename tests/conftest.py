@@ -42,10 +42,10 @@ def _delete_test_keys(client: Any) -> None:
             client.delete(*keys)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _release_test_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
-    """Before the test database is dropped, end the sessions other threads left open
-    (the outbox publisher, Channels' database threads)."""
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database, and before it is dropped, the end of the sessions
+    other threads left open on it (the outbox publisher, Channels' database threads)."""
     yield
     relay.stop_publisher()
     with django_db_blocker.unblock(), connection.cursor() as cursor:

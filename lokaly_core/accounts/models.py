@@ -51,7 +51,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS = ["name"]
+    REQUIRED_FIELDS: list[str] = []  # name defaults from the email (createsuperuser --noinput)
 
     class Meta:
         indexes = [models.Index(fields=["role", "date_joined"], name="user_role_joined_idx")]

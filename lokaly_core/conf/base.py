@@ -60,12 +60,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# lokaly_core first: its management commands (createsuperuser) take precedence.
 CORE_APPS = [
+    "lokaly_core",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "rest_framework",
     "drf_spectacular",
-    "lokaly_core",
 ]
 
 LANGUAGE_CODE = "en"

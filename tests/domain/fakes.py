@@ -32,7 +32,9 @@ class FakeCatalog:
     def get_store_offers(
         self, store_id: UUID, product_ids: Sequence[UUID]
     ) -> tuple[StoreInfo | None, dict[UUID, Offer]]:
-        offers = {p: self.offers[(store_id, p)] for p in product_ids if (store_id, p) in self.offers}
+        offers = {
+            p: self.offers[(store_id, p)] for p in product_ids if (store_id, p) in self.offers
+        }
         return self.stores.get(store_id), offers
 
 

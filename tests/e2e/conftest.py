@@ -76,7 +76,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_env(django_db_setup: None) -> dict[str, str]:
     return {
         **os.environ,
@@ -89,7 +89,7 @@ def live_env(django_db_setup: None) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_stack(live_env: dict[str, str]) -> Iterator[LiveStack]:
     port = _free_port()
     logs: dict[str, Path] = {}

@@ -22,7 +22,7 @@ def make_worker(reg: Registry | None = None, **overrides: Any) -> StreamWorker:
 
 
 def run_until(worker: StreamWorker, predicate: Callable[[], Any], timeout: float = 15) -> Any:
-    """Drive the worker loop in this thread until ``predicate()`` holds (or fail at the deadline)."""
+    """Drive the worker loop in this thread until ``predicate()`` holds (or fail at deadline)."""
     worker.ensure_group()
     deadline = time.monotonic() + timeout
     while True:

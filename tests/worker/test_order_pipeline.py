@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -211,3 +212,22 @@ def test_stream_entries_carry_the_full_envelope(customer_client, stocked, redis_
     assert fields[b"event_id"].decode() == envelope["event_id"]
     assert Envelope.from_dict(envelope).parse().lines[0].quantity == 1  # type: ignore[attr-defined]
     assert OutboxEvent.objects.get().stream_id == entry_id.decode()
+
+
+def test_worker_prunes_idempotency_keys_past_their_ttl(customer, worker, settings) -> None:
+    # given a key kept 49 hours and one kept 47 hours, with a 48-hour TTL
+    from lokaly_core.orders.models import IdempotencyKey
+
+    settings.IDEMPOTENCY_KEY_TTL_HOURS = 48
+    old = IdempotencyKey.objects.create(customer=customer, key="old", request_hash="x")
+    young = IdempotencyKey.objects.create(customer=customer, key="young", request_hash="y")
+    IdempotencyKey.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=49))
+    IdempotencyKey.objects.filter(pk=young.pk).update(
+        created_at=timezone.now() - timedelta(hours=47)
+    )
+
+    # when the worker does its maintenance
+    worker.tick()
+
+    # then only the expired key is gone
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["young"]
