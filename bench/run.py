@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import platform
+import secrets
 import signal
 import socket
 import statistics
@@ -55,7 +56,12 @@ def free_port() -> int:
 
 
 def setup_django() -> None:
-    os.environ.setdefault("DEBUG", "1")
+    # Measured as in production: DEBUG off (Django then keeps no per-query log), so the
+    # servers need real secrets; fresh ones per run, shared by this process (which mints
+    # the customers' tokens) and the servers it starts.
+    os.environ["DEBUG"] = "0"
+    for name in ("DJANGO_SECRET_KEY", "PUBLIC_JWT_SECRET", "ADMIN_JWT_SECRET"):
+        os.environ.setdefault(name, secrets.token_urlsafe(48))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lokaly_public.settings.base")
     import django
 
@@ -116,7 +122,7 @@ def wait_drained(store_id: str, timeout: float = 300) -> float:
 
 
 class Stack:
-    def __init__(self, port: int, http_stack: str, workers: int) -> None:
+    def __init__(self, port: int, http_stack: str, workers: int, worker_processes: int) -> None:
         env = {
             **os.environ,
             "PUBLIC_RATE_LIMIT": "100000000/m",  # one client IP sends everything here
@@ -146,7 +152,10 @@ class Stack:
                 ],
                 env,
             ),
-            self._spawn("worker", ["manage_admin.py", "run_worker", "--no-migrate"], env),
+            *(
+                self._spawn(f"worker-{n}", ["manage_admin.py", "run_worker", "--no-migrate"], env)
+                for n in range(1, worker_processes + 1)
+            ),
         ]
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -302,7 +311,7 @@ async def main_async(
 ) -> dict[str, Any]:
     store_id, products, tokens = fixtures
     port = free_port()
-    stack = Stack(port, args.stack, args.workers)
+    stack = Stack(port, args.stack, args.workers, args.worker_processes)
     try:
         await stack.wait_ready()
         base, ws_base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
@@ -341,6 +350,9 @@ def main() -> None:
         "--stack", choices=["wsgi", "asgi"], default=os.environ.get("PUBLIC_HTTP_STACK", "wsgi")
     )
     parser.add_argument("--workers", type=int, default=int(os.environ.get("PUBLIC_WORKERS", "2")))
+    parser.add_argument(
+        "--worker-processes", type=int, default=1, help="Event worker processes (run_worker)."
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--socket-concurrency", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
@@ -354,6 +366,7 @@ def main() -> None:
             "platform": platform.platform(),
         },
         "stack": args.stack,
+        "worker_processes": args.worker_processes,
         "workers": args.workers,
         "duration_s": args.duration,
         "database": "embedded" if "%2F" in os.environ["DATABASE_URL"] else "server",

@@ -99,6 +99,7 @@ class StreamWorker:
         self.failures_key = config.stream + FAILURES_KEY_SUFFIX
         self._next_maintenance = 0.0
         self._next_prune = 0.0
+        self._acks: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -157,17 +158,22 @@ class StreamWorker:
             self._recreate_group()
             return 0
         count = 0
+        if response:
+            close_old_connections()
         for _stream, entries in response or []:
             for entry_id, fields in entries:
                 self.process(_text(entry_id), fields, attempt=1)
                 count += 1
+        self.flush_acks()
         return count
 
     # -- one entry -------------------------------------------------------------------
 
     def process(self, entry_id: str, fields: dict[bytes, bytes], *, attempt: int) -> bool:
-        """Run every handler for the entry; ack on success. Returns True when acked."""
-        close_old_connections()
+        """Run every handler for the entry; ack on success (batched: see ``flush_acks``).
+
+        Returns True when the entry is done (processed or dead-lettered).
+        """
         started = time.monotonic()
         try:
             envelope = Envelope.from_json(fields[b"envelope"])
@@ -223,9 +229,16 @@ class StreamWorker:
             handler.fn(envelope, payload)
 
     def _ack(self, entry_id: str) -> None:
+        """Queue the ack; it is sent with the others of the batch, after their commits."""
+        self._acks.append(entry_id)
+
+    def flush_acks(self) -> None:
+        if not self._acks:
+            return
+        ids, self._acks = self._acks, []
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xack(self.config.stream, self.config.group, entry_id)
-        pipe.hdel(self.failures_key, entry_id)
+        pipe.xack(self.config.stream, self.config.group, *ids)
+        pipe.hdel(self.failures_key, *ids)
         pipe.execute()
 
     def _dead_letter(
@@ -290,6 +303,7 @@ class StreamWorker:
             for entry_id, fields in entries:
                 if fields:
                     self.process(_text(entry_id), fields, attempt=2)
+        self.flush_acks()
 
     def retry_due(self) -> int:
         """Claim and re-run pending entries whose backoff (or claim idle time) has passed."""
@@ -319,6 +333,7 @@ class StreamWorker:
                     continue
                 retried += 1
                 self.process(_text(claimed_id), fields, attempt=delivered + 1)
+        self.flush_acks()
         return retried
 
 

@@ -20,7 +20,8 @@ logger = logging.getLogger("lokaly.worker.handlers")
 def reserve_stock(envelope: Envelope, event: EventPayload) -> None:
     assert isinstance(event, OrderCreated)
     order = order_reserve_stock(
-        uow=DjangoUnitOfWork(savepoint=False), clock=timezone.now, order_id=event.order_id)
+        uow=DjangoUnitOfWork(savepoint=False), clock=timezone.now, order_id=event.order_id
+    )
     logger.info(
         "stock reservation decided",
         extra={

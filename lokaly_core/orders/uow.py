@@ -168,21 +168,19 @@ class OrmOrders:
             )
 
     def get_for_update(self, order_id: UUID) -> d.Order | None:
+        columns = ", ".join(f"o.{c}" for c in _ORDER_COLUMNS)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {', '.join(_ORDER_COLUMNS)} FROM {Order._meta.db_table} "  # noqa: S608
-                "WHERE id = %s FOR UPDATE",
+                f"SELECT {columns}, l.product_id, l.name, l.quantity, l.unit_price_cents "  # noqa: S608
+                f"FROM {Order._meta.db_table} o JOIN {OrderLine._meta.db_table} l "
+                "ON l.order_id = o.id WHERE o.id = %s ORDER BY l.id FOR UPDATE OF o",
                 [order_id],
             )
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            cursor.execute(
-                "SELECT product_id, name, quantity, unit_price_cents "  # noqa: S608 - ours
-                f"FROM {OrderLine._meta.db_table} WHERE order_id = %s ORDER BY id",
-                [order_id],
-            )
-            lines = cursor.fetchall()
+            rows = cursor.fetchall()
+        if not rows:
+            return None
+        width = len(_ORDER_COLUMNS)
+        row, lines = rows[0][:width], [r[width:] for r in rows]
         o = dict(zip(_ORDER_COLUMNS, row, strict=True))
         address = o["delivery_address"]
         return d.Order(

@@ -47,8 +47,14 @@ PUBLIC_PORT = env_int("PUBLIC_PORT", 3000)
 # uvicorn (a2wsgi), "asgi" uses Django's ASGI handler. See docs/performance.md.
 PUBLIC_HTTP_STACK = env("PUBLIC_HTTP_STACK", "wsgi")
 PUBLIC_WORKERS = env_int("PUBLIC_WORKERS", 2)
+if PUBLIC_HTTP_STACK == "asgi":
+    # Django's ASGI handler does not reuse persistent connections across its request
+    # threads: with CONN_MAX_AGE > 0 connections pile up until PostgreSQL refuses more
+    # ("too many clients", measured in bench). The default WSGI thread pool has no such
+    # problem.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # Threads per server process running the WSGI side; each holds one database connection.
-PUBLIC_HTTP_THREADS = env_int("PUBLIC_HTTP_THREADS", 8)
+PUBLIC_HTTP_THREADS = env_int("PUBLIC_HTTP_THREADS", 4)
 
 SPECTACULAR_SETTINGS = {
     **SPECTACULAR_SETTINGS,  # noqa: F405
