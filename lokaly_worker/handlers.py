@@ -22,12 +22,21 @@ def reserve_stock(envelope: Envelope, event: EventPayload) -> None:
     order = order_reserve_stock(
         uow=DjangoUnitOfWork(savepoint=False), clock=timezone.now, order_id=event.order_id
     )
+    if order is None:
+        # Events are published only after their order committed, so this worker is
+        # looking at another database than the API that placed the order. Failing (and
+        # so retrying, then dead-lettering) keeps the event visible instead of acking it.
+        raise LookupError(
+            f"order {event.order_id} is not in this worker's database; check that the worker "
+            "and the APIs share DATABASE_URL, and that environments sharing a Redis use "
+            "different EVENT_STREAM names"
+        )
     logger.info(
         "stock reservation decided",
         extra={
             "event_id": str(envelope.event_id),
             "order_id": str(event.order_id),
-            "status": order.status if order else None,
+            "status": order.status,
         },
     )
 

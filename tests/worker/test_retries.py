@@ -150,3 +150,33 @@ def test_backoff_grows_exponentially_within_jitter_bounds(attempt: int) -> None:
     for entry in ("1-0", "1700000000000-3", "42-7"):
         value = backoff_ms(attempt, entry, base_ms=500, max_ms=30_000)
         assert ceiling // 2 <= value <= ceiling
+
+
+def test_order_created_for_an_order_this_database_lacks_is_not_acked_silently(
+    redis_client,
+) -> None:
+    # given an order.created whose order is not in this database (a misrouted worker)
+    from lokaly_core.events import OrderCreated, StockLine
+
+    missing = uuid.uuid4()
+    _publish(
+        redis_client,
+        OrderCreated(
+            order_id=missing,
+            number="LK-999999",
+            customer_id=uuid.uuid4(),
+            store_id=uuid.uuid4(),
+            lines=(StockLine(uuid.uuid4(), 1),),
+            total_cents=100,
+            currency="EUR",
+        ),
+    )
+    worker = make_worker(max_attempts=2, retry_base_ms=50, retry_max_ms=50)
+
+    # when the worker has tried it all it may
+    run_until(worker, lambda: _dead_letters(redis_client))
+
+    # then it is a dead letter saying what to check, not an ack that loses it
+    [dead] = _dead_letters(redis_client)
+    assert dead["attempts"] == "2"
+    assert f"order {missing} is not in this worker's database" in dead["error"]
