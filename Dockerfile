@@ -15,7 +15,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, so that a code change does not reinstall them.
-COPY requirements/base.txt requirements/base.txt
+COPY requirements/base.txt requirements/constraints.txt requirements/
 RUN pip install -r requirements/base.txt
 
 COPY . .
