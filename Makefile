@@ -25,7 +25,7 @@ help: ## List the targets
 
 venv: $(STAMP) ## Create .venv and install requirements/dev.txt (done by the other targets)
 
-$(STAMP): requirements/base.txt requirements/dev.txt
+$(STAMP): requirements/base.txt requirements/dev.txt requirements/constraints.txt
 	@if ! command -v $(PYTHON) >/dev/null 2>&1; then \
 		echo "make: '$(PYTHON)' was not found. Install Python 3.11 or newer, or point at one:" >&2; \
 		echo "      make $(MAKECMDGOALS) PYTHON=/path/to/python3.11" >&2; \
