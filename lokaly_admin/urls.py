@@ -1,24 +1,12 @@
 from django.contrib import admin
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from lokaly_core.web import errors, health
+from lokaly_core.web import errors
+from lokaly_core.web.urls import service_urlpatterns
 
 urlpatterns = [
-    path("health", health.health),
-    path("health/ready", health.ready),
+    *service_urlpatterns,
     path("admin/", admin.site.urls),
-    path(
-        "api/schema/",
-        SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]),
-        name="schema",
-    ),
-    path(
-        "api/docs/",
-        SpectacularSwaggerView.as_view(
-            url_name="schema", permission_classes=[], authentication_classes=[]
-        ),
-    ),
 ]
 
 handler400 = errors.bad_request

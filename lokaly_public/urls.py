@@ -1,23 +1,11 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from lokaly_core.web import errors, health
+from lokaly_core.web import errors
+from lokaly_core.web.urls import service_urlpatterns
 from lokaly_public import views
 
 urlpatterns = [
-    path("health", health.health),
-    path("health/ready", health.ready),
-    path(
-        "api/schema/",
-        SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]),
-        name="schema",
-    ),
-    path(
-        "api/docs/",
-        SpectacularSwaggerView.as_view(
-            url_name="schema", permission_classes=[], authentication_classes=[]
-        ),
-    ),
+    *service_urlpatterns,
     path("api/auth/register", views.RegisterApi.as_view()),
     path("api/auth/token", views.TokenApi.as_view()),
     path("api/auth/token/refresh", views.TokenRefreshApi.as_view()),

@@ -7,16 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from lokaly_core.accounts.models import Role, User
-from lokaly_core.accounts.tokens import PUBLIC, issue_pair
 from lokaly_core.domain import orders as o
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, place_order
 from lokaly_core.orders.models import Order
 from lokaly_core.orders.uow import DjangoUnitOfWork
+from tests.conftest import client_for
 from tests.factories import UserFactory
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
@@ -41,45 +40,6 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["details"], dict)
     return error["details"]
-
-
-class RequestClient(APIClient):
-    """A client whose every request is its own transaction, as it is in production.
-
-    A ``db`` test runs inside one transaction, and the unit of work joins its caller's
-    transaction without a savepoint: a request the domain refuses would leave the test's
-    transaction marked for rollback and the test's next query would fail. A savepoint
-    per request puts the boundary back where production has it. (In a
-    ``transactional_db`` test there is no outer transaction and nothing is added.)
-    """
-
-    def request(self, **kwargs: Any) -> Any:
-        if not connection.in_atomic_block:
-            return super().request(**kwargs)
-        with transaction.atomic():
-            return super().request(**kwargs)
-
-
-def client_for(user: User | None = None) -> RequestClient:
-    client = RequestClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_pair(PUBLIC, user)['access']}")
-    return client
-
-
-@pytest.fixture
-def api_client() -> RequestClient:
-    return client_for()
-
-
-@pytest.fixture
-def customer_client(customer: User) -> RequestClient:
-    return client_for(customer)
-
-
-@pytest.fixture
-def courier_client(courier: User) -> RequestClient:
-    return client_for(courier)
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from lokaly_core.events.contracts import format_timestamp
 from lokaly_core.inventory.models import Stock
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
 from lokaly_core.outbox.models import OutboxEvent
-from tests.conftest import client_for as plain_client_for
-from tests.conftest import order_body, stream_envelopes, wait_until
+from tests.conftest import client_for, order_body, stream_envelopes, wait_until
 from tests.public.conftest import ISO_UTC, assert_error
 
 ORDERS = "/api/orders"
@@ -206,8 +205,7 @@ def test_create_order_takes_the_delivery_fee_from_settings(customer_client, stor
 def test_create_order_query_count_does_not_grow_with_items(
     customer, store, stocked, django_assert_max_num_queries
 ):
-    # a plain client: no per-request savepoint of the test's own in the count
-    client = plain_client_for(customer)
+    client = client_for(customer)
     stocks = [stocked() for _ in range(10)]
     body = order_body(store.id, *[(s.product_id, 1) for s in stocks])
 

@@ -12,8 +12,8 @@ from django.db import connection
 from lokaly_core.catalog.models import Store
 from lokaly_core.orders.models import IdempotencyKey, Order
 from lokaly_core.outbox.models import OutboxEvent
-from tests.conftest import order_body
-from tests.public.conftest import assert_error, client_for
+from tests.conftest import client_for, order_body
+from tests.public.conftest import assert_error
 
 ORDERS = "/api/orders"
 

@@ -9,7 +9,7 @@ import pytest
 
 from lokaly_core.orders.models import Order
 from lokaly_core.orders.selectors import order_to_dict
-from tests.conftest import client_for as plain_client_for
+from tests.conftest import client_for
 from tests.public.conftest import ISO_UTC, assert_error
 
 ORDERS = "/api/orders"
@@ -148,7 +148,7 @@ def test_list_with_a_forged_cursor_is_not_found(customer_client, customer, place
 def test_list_query_count_does_not_grow_with_the_page(
     customer, place, product, django_assert_max_num_queries
 ):
-    client = plain_client_for(customer)
+    client = client_for(customer)
     for _ in range(20):
         place(customer, (product, 3))
 
