@@ -67,7 +67,12 @@ test: $(STAMP) ## Run the test suite (ARGS="..." goes to pytest)
 	else \
 		echo "make test: using DATABASE_URL and REDIS_URL from the environment"; \
 	fi; \
-	exec $(VENV)/bin/pytest $(ARGS)
+	status=0; \
+	$(VENV)/bin/pytest $(ARGS) || status=$$?; \
+	echo "make test: the admin server's tests (tests/admin, admin settings)"; \
+	$(VENV)/bin/pytest --ds=lokaly_admin.settings.test tests/admin $(ARGS) || { \
+		code=$$?; if [ $$code -ne 5 ] || [ -z "$(ARGS)" ]; then status=$$code; fi; }; \
+	exit $$status
 
 lint: $(STAMP) ## ruff and the import contracts
 	$(VENV)/bin/ruff check .

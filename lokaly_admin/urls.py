@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from lokaly_core.web import errors
 from lokaly_core.web.urls import service_urlpatterns
@@ -7,6 +7,7 @@ from lokaly_core.web.urls import service_urlpatterns
 urlpatterns = [
     *service_urlpatterns,
     path("admin/", admin.site.urls),
+    path("", include("lokaly_admin.api.urls")),
 ]
 
 handler400 = errors.bad_request

@@ -2,9 +2,10 @@
 
 from lokaly_core.accounts.models import Role, UsedRefreshToken, User
 from lokaly_core.catalog.models import Product, Store
-from lokaly_core.inventory.models import Stock
+from lokaly_core.inventory.models import Stock, StockAdjustment
 from lokaly_core.orders.models import IdempotencyKey, Order, OrderLine, OrderStatusChange
 from lokaly_core.outbox.models import OutboxEvent, ProcessedEvent
+from lokaly_core.picking.models import Picking
 
 __all__ = [
     "IdempotencyKey",
@@ -12,10 +13,12 @@ __all__ = [
     "OrderLine",
     "OrderStatusChange",
     "OutboxEvent",
+    "Picking",
     "ProcessedEvent",
     "Product",
     "Role",
     "Stock",
+    "StockAdjustment",
     "Store",
     "UsedRefreshToken",
     "User",

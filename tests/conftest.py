@@ -3,6 +3,7 @@ and REDIS_URL (``make test`` sets them, or starts the embedded ones)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,6 +19,15 @@ from lokaly_core.events import Envelope
 from lokaly_core.outbox import relay
 from lokaly_core.redis_client import get_redis
 from tests.factories import ProductFactory, StockFactory, StoreFactory, UserFactory
+
+
+# tests/admin runs with the admin server's settings (a second pytest run, see Makefile);
+# every other folder with the public server's.
+ADMIN_SETTINGS = "lokaly_admin.settings.test"
+if os.environ.get("DJANGO_SETTINGS_MODULE") == ADMIN_SETTINGS:
+    collect_ignore_glob = ["domain/*", "public/*", "worker/*", "e2e/*", "realtime/*", "test_*.py"]
+else:
+    collect_ignore_glob = ["admin/*"]
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# In development and tests the admin site's static files come straight from the apps;
+# in production from STATIC_ROOT after `collectstatic`.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -52,6 +57,7 @@ JWT_REFRESH_TTL_SECONDS = env_int("ADMIN_JWT_REFRESH_TTL_SECONDS", 24 * 3600)
 REST_FRAMEWORK = {  # noqa: F405
     **REST_FRAMEWORK,  # noqa: F405
     "DEFAULT_AUTHENTICATION_CLASSES": ["lokaly_core.accounts.tokens.AdminJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["lokaly_admin.rbac.RolePermission"],
 }
 
 # The worker broadcasts order changes to the public server's sockets through this layer.

@@ -13,3 +13,5 @@ from lokaly_admin.settings.base import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PUBLIC_JWT_SECRET = os.environ["PUBLIC_JWT_SECRET"]  # only to mint public tokens in tests
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

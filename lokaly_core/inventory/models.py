@@ -29,3 +29,26 @@ class Stock(models.Model):
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+
+class StockAdjustment(models.Model):
+    """Append-only ledger of manual stock changes: who, when, how much, why."""
+
+    id = models.BigAutoField(primary_key=True)
+    stock = models.ForeignKey(Stock, on_delete=models.PROTECT, related_name="adjustments")
+    delta = models.IntegerField()
+    reason = models.CharField(max_length=300)
+    on_hand_after = models.IntegerField()
+    actor = models.ForeignKey(
+        "core.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["stock", "-created_at"], name="adjustment_stock_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(delta=0), name="adjustment_delta_not_zero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delta:+d} ({self.reason})"

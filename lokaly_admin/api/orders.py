@@ -1,0 +1,5 @@
+"""Admin API: orders."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
