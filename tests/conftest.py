@@ -20,7 +20,6 @@ from lokaly_core.outbox import relay
 from lokaly_core.redis_client import get_redis
 from tests.factories import ProductFactory, StockFactory, StoreFactory, UserFactory
 
-
 # tests/admin runs with the admin server's settings (a second pytest run, see Makefile);
 # every other folder with the public server's.
 ADMIN_SETTINGS = "lokaly_admin.settings.test"
