@@ -6,8 +6,17 @@ import logging
 
 from django.utils import timezone
 
+from lokaly_core.domain.orders import OrderStatus
+from lokaly_core.domain.picking import order_advance_to
 from lokaly_core.domain.services import order_reserve_stock
-from lokaly_core.events import Envelope, EventPayload, OrderCreated, OrderStatusChanged
+from lokaly_core.events import (
+    Envelope,
+    EventPayload,
+    OrderCreated,
+    OrderStatusChanged,
+    PickingCompleted,
+    PickingStarted,
+)
 from lokaly_core.orders.realtime import order_group, status_changed_message
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_worker.broadcast import get_broadcaster
@@ -45,3 +54,25 @@ def reserve_stock(envelope: Envelope, event: EventPayload) -> None:
 def broadcast_status_change(envelope: Envelope, event: EventPayload) -> None:
     assert isinstance(event, OrderStatusChanged)
     get_broadcaster().group_send(order_group(event.order_id), status_changed_message(event))
+
+
+@handles(PickingStarted.TYPE)
+def order_to_picking(envelope: Envelope, event: EventPayload) -> None:
+    assert isinstance(event, PickingStarted)
+    order_advance_to(
+        uow=DjangoUnitOfWork(savepoint=False),
+        clock=timezone.now,
+        order_id=event.order_id,
+        target=OrderStatus.PICKING,
+    )
+
+
+@handles(PickingCompleted.TYPE)
+def order_to_ready(envelope: Envelope, event: EventPayload) -> None:
+    assert isinstance(event, PickingCompleted)
+    order_advance_to(
+        uow=DjangoUnitOfWork(savepoint=False),
+        clock=timezone.now,
+        order_id=event.order_id,
+        target=OrderStatus.READY,
+    )

@@ -11,11 +11,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 from uuid import UUID
 
 from lokaly_core.domain.orders import Order
 from lokaly_core.events import EventPayload
+
+if TYPE_CHECKING:
+    from lokaly_core.domain.inventory import StockLevel
+    from lokaly_core.domain.picking import Picking
 
 Clock = Callable[[], datetime]
 
@@ -67,6 +71,28 @@ class StockRepository(Protocol):
 
     def release(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None: ...
 
+    def get_level_for_update(self, store_id: UUID, product_id: UUID) -> StockLevel | None:
+        """Load and lock one stock row until the unit of work ends."""
+        ...
+
+    def create_level(self, store_id: UUID, product_id: UUID) -> StockLevel | None:
+        """Start carrying a product (0 on hand), locked; None if store or product is unknown."""
+        ...
+
+    def record_adjustment(
+        self, level: StockLevel, *, delta: int, reason: str, actor_id: UUID | None
+    ) -> None:
+        """Write ``level.on_hand`` and an adjustment row to the ledger."""
+        ...
+
+
+class PickingRepository(Protocol):
+    def get(self, order_id: UUID) -> Picking | None: ...
+
+    def add(self, picking: Picking) -> None: ...
+
+    def save(self, picking: Picking) -> None: ...
+
 
 class EventRecorder(Protocol):
     def record(self, event: EventPayload, *, aggregate_id: UUID, occurred_at: datetime) -> None:
@@ -78,6 +104,7 @@ class UnitOfWork(Protocol):
     catalog: CatalogReader
     orders: OrderRepository
     stock: StockRepository
+    picking: PickingRepository
     events: EventRecorder
 
     def __enter__(self) -> Self: ...

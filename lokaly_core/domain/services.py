@@ -165,7 +165,7 @@ def order_reserve_stock(*, uow: UnitOfWork, clock: Clock, order_id: uuid.UUID) -
                 occurred_at=now,
             )
             change = order.move_to(o.OrderStatus.CONFIRMED, actor=o.Actor.SYSTEM, at=now)
-            _record_status_change(uow, order, change)
+            record_status_change(uow, order, change)
             uow.orders.save(order)
         uow.commit()
     return order
@@ -206,7 +206,7 @@ def _cancel(uow: UnitOfWork, order: o.Order, *, actor: o.Actor, reason: str, now
             aggregate_id=order.id,
             occurred_at=now,
         )
-    _record_status_change(uow, order, change)
+    record_status_change(uow, order, change)
     uow.events.record(
         OrderCancelled(
             order_id=order.id, reason=reason, cancelled_by=str(actor), previous_status=previous
@@ -217,7 +217,7 @@ def _cancel(uow: UnitOfWork, order: o.Order, *, actor: o.Actor, reason: str, now
     uow.orders.save(order)
 
 
-def _record_status_change(uow: UnitOfWork, order: o.Order, change: o.StatusChange) -> None:
+def record_status_change(uow: UnitOfWork, order: o.Order, change: o.StatusChange) -> None:
     uow.events.record(
         OrderStatusChanged(
             order_id=order.id,

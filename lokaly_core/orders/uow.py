@@ -17,12 +17,15 @@ from psycopg.types.json import Jsonb
 
 from lokaly_core.catalog.models import Product, Store
 from lokaly_core.domain import orders as d
+from lokaly_core.domain import picking as pk
+from lokaly_core.domain.inventory import StockLevel
 from lokaly_core.domain.ports import Offer, StoreInfo
 from lokaly_core.events import Envelope, EventPayload
-from lokaly_core.inventory.models import Stock
+from lokaly_core.inventory.models import Stock, StockAdjustment
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
 from lokaly_core.outbox.models import OutboxEvent
 from lokaly_core.outbox.relay import publish_after_commit
+from lokaly_core.picking.models import Picking as PickingRow
 
 _STORE_OFFERS_SQL = (
     "SELECT s.is_active, p.id, p.name, p.price_cents, p.currency, p.is_active "  # noqa: S608
@@ -275,6 +278,74 @@ class OrmStock:
                 [*params, store_id],
             )
 
+    def get_level_for_update(self, store_id: UUID, product_id: UUID) -> StockLevel | None:
+        row = (
+            Stock.objects.select_for_update()
+            .filter(store_id=store_id, product_id=product_id)
+            .values("on_hand", "reserved")
+            .first()
+        )
+        if row is None:
+            return None
+        return StockLevel(store_id, product_id, row["on_hand"], row["reserved"])
+
+    def create_level(self, store_id: UUID, product_id: UUID) -> StockLevel | None:
+        if not (
+            Store.objects.filter(pk=store_id).exists()
+            and Product.objects.filter(pk=product_id).exists()
+        ):
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_STOCK} (store_id, product_id, on_hand, reserved, updated_at) "  # noqa: S608
+                "VALUES (%s, %s, 0, 0, now()) ON CONFLICT (store_id, product_id) DO NOTHING",
+                [store_id, product_id],
+            )
+        return self.get_level_for_update(store_id, product_id)
+
+    def record_adjustment(
+        self, level: StockLevel, *, delta: int, reason: str, actor_id: UUID | None
+    ) -> None:
+        stock = Stock.objects.filter(store_id=level.store_id, product_id=level.product_id)
+        stock.update(on_hand=level.on_hand, updated_at=timezone.now())
+        StockAdjustment.objects.create(
+            stock_id=stock.values_list("id", flat=True).get(),
+            delta=delta,
+            reason=reason,
+            on_hand_after=level.on_hand,
+            actor_id=actor_id,
+        )
+
+
+class OrmPicking:
+    def get(self, order_id: UUID) -> pk.Picking | None:
+        row = PickingRow.objects.filter(order_id=order_id).first()
+        if row is None:
+            return None
+        return pk.Picking(
+            order_id=row.order_id,
+            status=pk.PickingStatus(row.status),
+            started_at=row.started_at,
+            completed_at=row.completed_at,
+            started_by=row.started_by_id,
+            completed_by=row.completed_by_id,
+        )
+
+    def add(self, picking: pk.Picking) -> None:
+        PickingRow.objects.create(
+            order_id=picking.order_id,
+            status=picking.status,
+            started_at=picking.started_at,
+            started_by_id=picking.started_by,
+        )
+
+    def save(self, picking: pk.Picking) -> None:
+        PickingRow.objects.filter(order_id=picking.order_id).update(
+            status=picking.status,
+            completed_at=picking.completed_at,
+            completed_by_id=picking.completed_by,
+        )
+
 
 _OUTBOX_COLUMNS = (
     "event_id",
@@ -333,6 +404,7 @@ class DjangoUnitOfWork:
         self.catalog = OrmCatalog()
         self.orders = OrmOrders()
         self.stock = OrmStock()
+        self.picking = OrmPicking()
         self.events = OutboxRecorder()
         self.published: list[Envelope] = []
 

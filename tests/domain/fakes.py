@@ -10,7 +10,9 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
+from lokaly_core.domain.inventory import StockLevel
 from lokaly_core.domain.orders import Order
+from lokaly_core.domain.picking import Picking
 from lokaly_core.domain.ports import Offer, StoreInfo
 from lokaly_core.events import Envelope, EventPayload
 
@@ -63,6 +65,8 @@ class FakeOrders:
 class FakeStock:
     def __init__(self) -> None:
         self.rows: dict[tuple[UUID, UUID], dict[str, int]] = {}
+        self.known: set[tuple[UUID, UUID]] = set()  # store/product pairs that exist
+        self.ledger: list[tuple[UUID, int, str, UUID | None]] = []
 
     def put(self, store_id: UUID, product_id: UUID, on_hand: int, reserved: int = 0) -> None:
         self.rows[(store_id, product_id)] = {"on_hand": on_hand, "reserved": reserved}
@@ -82,6 +86,37 @@ class FakeStock:
         for p, q in lines:
             self.rows[(store_id, p)]["reserved"] -= q
 
+    def get_level_for_update(self, store_id: UUID, product_id: UUID) -> StockLevel | None:
+        row = self.rows.get((store_id, product_id))
+        return StockLevel(store_id, product_id, row["on_hand"], row["reserved"]) if row else None
+
+    def create_level(self, store_id: UUID, product_id: UUID) -> StockLevel | None:
+        if (store_id, product_id) not in self.known:
+            return None
+        self.put(store_id, product_id, on_hand=0)
+        return self.get_level_for_update(store_id, product_id)
+
+    def record_adjustment(
+        self, level: StockLevel, *, delta: int, reason: str, actor_id: UUID | None
+    ) -> None:
+        self.rows[(level.store_id, level.product_id)]["on_hand"] = level.on_hand
+        self.ledger.append((level.product_id, delta, reason, actor_id))
+
+
+class FakePicking:
+    def __init__(self) -> None:
+        self.rows: dict[UUID, Picking] = {}
+
+    def get(self, order_id: UUID) -> Picking | None:
+        row = self.rows.get(order_id)
+        return copy.deepcopy(row) if row else None
+
+    def add(self, picking: Picking) -> None:
+        self.rows[picking.order_id] = copy.deepcopy(picking)
+
+    def save(self, picking: Picking) -> None:
+        self.add(picking)
+
 
 class FakeEvents:
     def __init__(self) -> None:
@@ -100,6 +135,7 @@ class FakeUnitOfWork:
         self.catalog = FakeCatalog()
         self.orders = FakeOrders()
         self.stock = FakeStock()
+        self.picking = FakePicking()
         self.events = FakeEvents()
         self.published: list[Envelope] = []
         self.commits = 0
@@ -109,6 +145,8 @@ class FakeUnitOfWork:
             copy.deepcopy(self.orders.rows),
             copy.deepcopy(self.orders.history),
             copy.deepcopy(self.stock.rows),
+            copy.deepcopy(self.picking.rows),
+            list(self.stock.ledger),
         )
         self._committed = False
         return self
@@ -126,7 +164,13 @@ class FakeUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         if not self._committed:
-            self.orders.rows, self.orders.history, self.stock.rows = self._snapshot
+            (
+                self.orders.rows,
+                self.orders.history,
+                self.stock.rows,
+                self.picking.rows,
+                self.stock.ledger,
+            ) = self._snapshot
             self.events.pending = []
 
     def types(self) -> list[str]:

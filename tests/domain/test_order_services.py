@@ -10,47 +10,15 @@ from lokaly_core.domain import orders as o
 from lokaly_core.domain.errors import InvalidTransition, NotFound, ValidationFailed
 from lokaly_core.domain.ports import Offer, StoreInfo
 from lokaly_core.domain.services import (
-    ItemRequest,
-    PlaceOrder,
     order_cancel,
     order_reserve_stock,
-    place_order,
 )
+from tests.domain.conftest import BREAD, CUSTOMER, MILK, STORE, place
 from tests.domain.fakes import FakeClock, FakeUnitOfWork
-
-STORE = uuid.uuid4()
-MILK = uuid.uuid4()
-BREAD = uuid.uuid4()
-CUSTOMER = uuid.uuid4()
-ADDRESS = o.Address(
-    line1="Keizersgracht 1", city="Amsterdam", postal_code="1015", lat=52.3, lng=4.9
-)
-
-
-@pytest.fixture
-def uow() -> FakeUnitOfWork:
-    uow = FakeUnitOfWork()
-    uow.catalog.stores[STORE] = StoreInfo(id=STORE, is_active=True)
-    uow.catalog.offers[(STORE, MILK)] = Offer(MILK, "Milk 1L", 129, "EUR", True)
-    uow.catalog.offers[(STORE, BREAD)] = Offer(BREAD, "Bread", 289, "EUR", True)
-    uow.stock.put(STORE, MILK, on_hand=5)
-    uow.stock.put(STORE, BREAD, on_hand=1)
-    return uow
-
-
-def _place(uow: FakeUnitOfWork, *items: tuple[uuid.UUID, int], **kw) -> o.Order:
-    command = PlaceOrder(
-        customer_id=CUSTOMER,
-        store_id=kw.pop("store_id", STORE),
-        items=[ItemRequest(p, q) for p, q in items],
-        delivery_address=kw.pop("address", ADDRESS),
-        note=kw.pop("note", ""),
-    )
-    return place_order(uow=uow, clock=FakeClock(), command=command, delivery_fee_cents=199)
 
 
 def test_place_order_prices_lines_and_emits_order_created(uow: FakeUnitOfWork) -> None:
-    order = _place(uow, (MILK, 2), (BREAD, 1))
+    order = place(uow, (MILK, 2), (BREAD, 1))
 
     assert order.status is o.OrderStatus.PENDING
     assert order.status_version == 1
@@ -77,7 +45,7 @@ def test_place_order_prices_lines_and_emits_order_created(uow: FakeUnitOfWork) -
 )
 def test_place_order_refuses_invalid_items(uow: FakeUnitOfWork, items, field: str) -> None:
     with pytest.raises(ValidationFailed) as err:
-        _place(uow, *items)
+        place(uow, *items)
     assert field in err.value.details
     assert uow.published == [] and uow.orders.rows == {}
 
@@ -85,7 +53,7 @@ def test_place_order_refuses_invalid_items(uow: FakeUnitOfWork, items, field: st
 def test_place_order_refuses_more_than_fifty_items(uow: FakeUnitOfWork) -> None:
     items = [(uuid.uuid4(), 1) for _ in range(51)]
     with pytest.raises(ValidationFailed) as err:
-        _place(uow, *items)
+        place(uow, *items)
     assert "items" in err.value.details
 
 
@@ -99,28 +67,28 @@ def test_place_order_refuses_more_than_fifty_items(uow: FakeUnitOfWork) -> None:
 )
 def test_place_order_refuses_bad_addresses(uow: FakeUnitOfWork, address, field: str) -> None:
     with pytest.raises(ValidationFailed) as err:
-        _place(uow, (MILK, 1), address=address)
+        place(uow, (MILK, 1), address=address)
     assert field in err.value.details
 
 
 def test_place_order_refuses_long_note_and_inactive_store_and_product(uow: FakeUnitOfWork) -> None:
     with pytest.raises(ValidationFailed, match="invalid") as err:
-        _place(uow, (MILK, 1), note="x" * 501)
+        place(uow, (MILK, 1), note="x" * 501)
     assert "note" in err.value.details
 
     uow.catalog.offers[(STORE, BREAD)] = Offer(BREAD, "Bread", 289, "EUR", is_active=False)
     with pytest.raises(ValidationFailed) as err:
-        _place(uow, (BREAD, 1))
+        place(uow, (BREAD, 1))
     assert "items.0.product_id" in err.value.details
 
     uow.catalog.stores[STORE] = StoreInfo(id=STORE, is_active=False)
     with pytest.raises(ValidationFailed) as err:
-        _place(uow, (MILK, 1))
+        place(uow, (MILK, 1))
     assert "store_id" in err.value.details
 
 
 def test_reserving_confirms_and_holds_stock(uow: FakeUnitOfWork) -> None:
-    order = _place(uow, (MILK, 2), (BREAD, 1))
+    order = place(uow, (MILK, 2), (BREAD, 1))
 
     confirmed = order_reserve_stock(uow=uow, clock=FakeClock(), order_id=order.id)
 
@@ -133,7 +101,7 @@ def test_reserving_confirms_and_holds_stock(uow: FakeUnitOfWork) -> None:
 
 
 def test_reserving_is_all_or_nothing_and_cancels_out_of_stock(uow: FakeUnitOfWork) -> None:
-    order = _place(uow, (MILK, 2), (BREAD, 2))  # only 1 bread
+    order = place(uow, (MILK, 2), (BREAD, 2))  # only 1 bread
 
     result = order_reserve_stock(uow=uow, clock=FakeClock(), order_id=order.id)
 
@@ -146,7 +114,7 @@ def test_reserving_is_all_or_nothing_and_cancels_out_of_stock(uow: FakeUnitOfWor
 
 
 def test_reserving_twice_has_effects_once(uow: FakeUnitOfWork) -> None:
-    order = _place(uow, (MILK, 2))
+    order = place(uow, (MILK, 2))
     order_reserve_stock(uow=uow, clock=FakeClock(), order_id=order.id)
 
     again = order_reserve_stock(uow=uow, clock=FakeClock(), order_id=order.id)
@@ -162,7 +130,7 @@ def test_reserving_a_missing_order_does_nothing(uow: FakeUnitOfWork) -> None:
 
 
 def test_cancel_releases_reserved_stock(uow: FakeUnitOfWork) -> None:
-    order = _place(uow, (MILK, 3))
+    order = place(uow, (MILK, 3))
     order_reserve_stock(uow=uow, clock=FakeClock(), order_id=order.id)
 
     cancelled = order_cancel(
@@ -181,7 +149,7 @@ def test_cancel_releases_reserved_stock(uow: FakeUnitOfWork) -> None:
 
 
 def test_customer_cannot_cancel_someone_elses_order(uow: FakeUnitOfWork) -> None:
-    order = _place(uow, (MILK, 1))
+    order = place(uow, (MILK, 1))
     with pytest.raises(NotFound):
         order_cancel(
             uow=uow,
@@ -209,7 +177,7 @@ def test_customer_cannot_cancel_someone_elses_order(uow: FakeUnitOfWork) -> None
     ],
 )
 def test_who_may_cancel_in_which_status(uow: FakeUnitOfWork, status, actor, allowed: bool) -> None:
-    order = _place(uow, (MILK, 1))
+    order = place(uow, (MILK, 1))
     uow.orders.rows[order.id].status = status
 
     if allowed:
