@@ -50,4 +50,4 @@ def test_three_processes_migrating_at_once_all_succeed(fresh_database_url: str) 
         ).fetchall()
         core = conn.execute("SELECT count(*) FROM django_migrations WHERE app = 'core'").fetchone()
     assert rows == []
-    assert core == (2,)
+    assert core == (len(list((ROOT / "lokaly_core" / "migrations").glob("0*.py"))),)
