@@ -16,6 +16,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     *CORE_APPS,
+    "lokaly_admin",
     "lokaly_worker",
 ]
 
