@@ -1,0 +1,159 @@
+"""Orders on the admin site: read-only, with cancellation as an action through the domain."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from lokaly_admin.admin.formatting import money
+from lokaly_admin.admin.permissions import ReadOnlyInline, RoleActionsMixin, role_allows
+from lokaly_core.domain.errors import DomainError
+from lokaly_core.domain.orders import Actor
+from lokaly_core.domain.services import order_cancel
+from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
+from lokaly_core.orders.uow import DjangoUnitOfWork
+
+CANCEL_REASON_MAX_LENGTH = OrderStatusChange._meta.get_field("reason").max_length
+
+
+class OrderLineInline(ReadOnlyInline, admin.TabularInline):
+    model = OrderLine
+    read_action = "orders.read"
+    fields = ("product", "name", "quantity", "unit_price", "line_total")
+    readonly_fields = fields
+
+    @admin.display(description="unit price")
+    def unit_price(self, line: OrderLine) -> str:
+        return money(line.unit_price_cents, line.order.currency)
+
+    @admin.display(description="line total")
+    def line_total(self, line: OrderLine) -> str:
+        return money(line.line_total_cents, line.order.currency)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLine]:
+        return super().get_queryset(request).select_related("order", "product")
+
+
+class OrderStatusChangeInline(ReadOnlyInline, admin.TabularInline):
+    model = OrderStatusChange
+    read_action = "orders.read"
+    verbose_name = "status change"
+    verbose_name_plural = "history"
+    fields = ("status_version", "previous_status", "status", "occurred_at", "reason")
+    readonly_fields = fields
+
+
+class CancelOrdersForm(forms.Form):
+    reason = forms.CharField(
+        max_length=CANCEL_REASON_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text="Recorded in each order's history and sent with the order.cancelled event.",
+    )
+
+
+@admin.register(Order)
+class OrderAdmin(RoleActionsMixin, admin.ModelAdmin):
+    read_action = "orders.read"
+    # No write_action: an order changes only through the domain (see the cancel action).
+    list_display = ("number", "status", "store", "customer_email", "total", "created_at")
+    list_filter = ("status", "store", "created_at")
+    search_fields = ("=number", "customer__email")
+    search_help_text = "An order number, or (part of) the customer's email address."
+    list_select_related = ("store", "customer")
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    list_per_page = 50
+    inlines = (OrderLineInline, OrderStatusChangeInline)
+    actions = ("cancel_selected_orders",)
+    fieldsets = (
+        (None, {"fields": ("number", "status", "status_version", "store", "customer")}),
+        (
+            "Amounts",
+            {"fields": ("subtotal", "delivery_fee", "total", "stock_state")},
+        ),
+        ("Delivery", {"fields": ("delivery_address", "note", "cancel_reason")}),
+        ("Dates", {"fields": ("created_at", "updated_at")}),
+    )
+    readonly_fields = (
+        "number",
+        "status",
+        "status_version",
+        "store",
+        "customer",
+        "subtotal",
+        "delivery_fee",
+        "total",
+        "stock_state",
+        "delivery_address",
+        "note",
+        "cancel_reason",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
+        return super().get_queryset(request).select_related("store", "customer")
+
+    @admin.display(description="customer", ordering="customer__email")
+    def customer_email(self, order: Order) -> str:
+        return order.customer.email
+
+    @admin.display(description="total", ordering="total_cents")
+    def total(self, order: Order) -> str:
+        return money(order.total_cents, order.currency)
+
+    @admin.display(description="subtotal")
+    def subtotal(self, order: Order) -> str:
+        return money(order.subtotal_cents, order.currency)
+
+    @admin.display(description="delivery fee")
+    def delivery_fee(self, order: Order) -> str:
+        return money(order.delivery_fee_cents, order.currency)
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return role_allows(request, "orders.cancel")
+
+    @admin.action(description="Cancel selected orders", permissions=["cancel"])
+    def cancel_selected_orders(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> HttpResponse | None:
+        """Ask for a reason, then cancel each order through ``order_cancel`` as the admin."""
+        form = CancelOrdersForm(request.POST if "confirm" in request.POST else None)
+        if form.is_valid():
+            orders = list(queryset.select_related(None).only("id", "number"))
+            self._cancel_each(request, orders, reason=form.cleaned_data["reason"])
+            return None  # back to the list, with one message per order
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Cancel orders",
+            "opts": self.opts,
+            "orders": queryset.select_related("store").order_by("number"),
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action": "cancel_selected_orders",
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "lokaly_admin/order_cancel.html", context)
+
+    def _cancel_each(self, request: HttpRequest, orders: list[Order], *, reason: str) -> None:
+        for order in orders:
+            try:
+                order_cancel(
+                    uow=DjangoUnitOfWork(),
+                    clock=timezone.now,
+                    order_id=order.id,
+                    actor=Actor.ADMIN,
+                    reason=reason,
+                )
+            except DomainError as exc:
+                self.message_user(
+                    request, f"{order.number} not cancelled: {exc.message}", messages.ERROR
+                )
+            else:
+                self.log_change(request, order, f"Cancelled: {reason}")
+                self.message_user(request, f"{order.number} cancelled.", messages.SUCCESS)
