@@ -1,5 +1,236 @@
-"""Admin API: orders."""
+"""Admin API: orders (list, detail, cancel) and picking (start, complete)."""
 
-from django.urls import path  # noqa: F401
+from __future__ import annotations
 
-urlpatterns: list = []
+from typing import Any
+from uuid import UUID
+
+import django_filters
+from django.urls import path
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lokaly_core.domain.orders import Actor
+from lokaly_core.domain.picking import picking_complete, picking_start
+from lokaly_core.domain.services import order_cancel
+from lokaly_core.orders import selectors
+from lokaly_core.orders.models import Order
+from lokaly_core.orders.uow import DjangoUnitOfWork
+from lokaly_core.web.pagination import PAGINATION_PARAMETERS, CursorPagination, paginated
+
+ORDERINGS = {"-created_at": ("-created_at", "-id"), "created_at": ("created_at", "id")}
+MAX_SEARCH_LENGTH = 254  # the longest email
+
+
+class OrderFilter(django_filters.FilterSet):
+    """Validates the list's query parameters; ``selectors.admin_orders`` applies them."""
+
+    status = django_filters.ChoiceFilter(choices=Order.Status.choices)
+    store_id = django_filters.UUIDFilter()
+    customer_id = django_filters.UUIDFilter()
+    created_after = django_filters.IsoDateTimeFilter()
+    created_before = django_filters.IsoDateTimeFilter()
+    search = django_filters.CharFilter(max_length=MAX_SEARCH_LENGTH, strip=True)
+    ordering = django_filters.ChoiceFilter(choices=[(k, k) for k in ORDERINGS])
+
+    class Meta:
+        model = Order
+        fields: list[str] = []
+
+    def clean(self) -> dict[str, Any]:
+        if not self.is_valid():
+            raise ValidationError(_form_errors(self.errors))
+        data = dict(self.form.cleaned_data)
+        if "\x00" in (data.get("search") or ""):  # PostgreSQL refuses NUL in text
+            raise ValidationError({"search": ["Null characters are not allowed."]})
+        after, before = data.get("created_after"), data.get("created_before")
+        if after and before and after >= before:
+            raise ValidationError({"created_before": ["Must be later than created_after."]})
+        return data
+
+
+def _form_errors(errors: Any) -> dict[str, list[str]]:
+    return {field: [str(m) for m in messages] for field, messages in errors.items()}
+
+
+def _pagination(ordering: str | None) -> CursorPagination:
+    paginator = CursorPagination()
+    paginator.ordering = ORDERINGS[ordering or "-created_at"]
+    return paginator
+
+
+# -- OpenAPI shapes (documentation only; the views render through the selectors) -------
+
+CUSTOMER = inline_serializer(
+    "AdminOrderCustomer",
+    {
+        "id": serializers.UUIDField(),
+        "email": serializers.EmailField(),
+        "name": serializers.CharField(),
+    },
+)
+ORDER_FIELDS: dict[str, serializers.Field] = {
+    "id": serializers.UUIDField(),
+    "number": serializers.CharField(),
+    "status": serializers.ChoiceField(choices=Order.Status.choices),
+    "status_version": serializers.IntegerField(),
+    "store_id": serializers.UUIDField(),
+    "customer_id": serializers.UUIDField(),
+    "items": serializers.ListField(child=serializers.DictField()),
+    "subtotal_cents": serializers.IntegerField(),
+    "delivery_fee_cents": serializers.IntegerField(),
+    "total_cents": serializers.IntegerField(),
+    "currency": serializers.CharField(),
+    "delivery_address": serializers.DictField(),
+    "note": serializers.CharField(),
+    "cancel_reason": serializers.CharField(allow_null=True),
+    "delivery": serializers.DictField(allow_null=True),
+    "created_at": serializers.DateTimeField(),
+    "updated_at": serializers.DateTimeField(),
+    "customer": CUSTOMER,
+}
+ORDER_ROW = inline_serializer("AdminOrder", ORDER_FIELDS)
+PICKING_FIELDS: dict[str, serializers.Field] = {
+    "status": serializers.ChoiceField(choices=["started", "completed"]),
+    "started_at": serializers.DateTimeField(),
+    "completed_at": serializers.DateTimeField(allow_null=True),
+}
+PICKING = inline_serializer("AdminPicking", {"order_id": serializers.UUIDField(), **PICKING_FIELDS})
+ORDER_DETAIL = inline_serializer(
+    "AdminOrderDetail",
+    {
+        **ORDER_FIELDS,
+        "history": serializers.ListField(child=serializers.DictField()),
+        "picking": inline_serializer("AdminOrderPicking", PICKING_FIELDS, allow_null=True),
+        "events": inline_serializer(
+            "AdminOrderEvent",
+            {
+                "event_id": serializers.UUIDField(),
+                "type": serializers.CharField(),
+                "occurred_at": serializers.DateTimeField(),
+                "published_at": serializers.DateTimeField(allow_null=True),
+            },
+            many=True,
+        ),
+    },
+)
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300)
+
+
+# -- views ---------------------------------------------------------------------------------
+
+
+class OrderListApi(APIView):
+    action = "orders.read"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=[s for s, _ in Order.Status.choices]),
+            OpenApiParameter("store_id", UUID),
+            OpenApiParameter("customer_id", UUID),
+            OpenApiParameter("created_after", str, description="ISO 8601; inclusive."),
+            OpenApiParameter("created_before", str, description="ISO 8601; exclusive."),
+            OpenApiParameter(
+                "search",
+                str,
+                description="An order number (exact or a prefix) or a customer's email "
+                "(exact); both case-insensitive.",
+            ),
+            OpenApiParameter(
+                "ordering", str, enum=list(ORDERINGS), description="Default `-created_at`."
+            ),
+            *PAGINATION_PARAMETERS,
+        ],
+        responses={200: paginated(ORDER_ROW.__class__(many=True), "AdminOrder")},
+    )
+    def get(self, request: Request) -> Response:
+        query = OrderFilter(request.query_params).clean()
+        ordering = query.pop("ordering", None)
+        orders = selectors.admin_orders(**{k: v for k, v in query.items() if v})
+        paginator = _pagination(ordering)
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(selectors.admin_order_rows(page or []))
+
+
+class OrderDetailApi(APIView):
+    action = "orders.read"
+
+    @extend_schema(responses={200: ORDER_DETAIL})
+    def get(self, request: Request, order_id: UUID) -> Response:
+        order = selectors.admin_order(order_id)
+        return Response(selectors.admin_order_detail_to_dict(order))
+
+
+class OrderCancelApi(APIView):
+    action = "orders.cancel"
+
+    @extend_schema(
+        request=CancelSerializer,
+        responses={200: ORDER_ROW},
+        description=(
+            "Cancel from `pending`, `confirmed`, `picking` or `ready` (the status machine's "
+            "admin moves); reserved stock is released (`inventory.released`). Any other "
+            "status is 409 `invalid_transition`."
+        ),
+    )
+    def post(self, request: Request, order_id: UUID) -> Response:
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order_cancel(
+            uow=DjangoUnitOfWork(),
+            clock=timezone.now,
+            order_id=order_id,
+            actor=Actor.ADMIN,
+            reason=serializer.validated_data["reason"],
+        )
+        return Response(selectors.admin_order_to_dict(selectors.admin_order(order_id)))
+
+
+class PickingStartApi(APIView):
+    action = "picking.write"
+
+    @extend_schema(
+        request=None,
+        responses={200: PICKING},
+        description="The order must be `confirmed` (else 409 `invalid_transition`); emits "
+        "`picking.started`, after which the worker moves the order to `picking`.",
+    )
+    def post(self, request: Request, order_id: UUID) -> Response:
+        picking = picking_start(
+            uow=DjangoUnitOfWork(), clock=timezone.now, order_id=order_id, staff_id=request.user.id
+        )
+        return Response(selectors.picking_to_dict(picking, with_order=True))
+
+
+class PickingCompleteApi(APIView):
+    action = "picking.write"
+
+    @extend_schema(
+        request=None,
+        responses={200: PICKING},
+        description="The picking must be started and not completed (else 409 "
+        "`invalid_transition`); emits `picking.completed`, after which the worker moves "
+        "the order to `ready`.",
+    )
+    def post(self, request: Request, order_id: UUID) -> Response:
+        picking = picking_complete(
+            uow=DjangoUnitOfWork(), clock=timezone.now, order_id=order_id, staff_id=request.user.id
+        )
+        return Response(selectors.picking_to_dict(picking, with_order=True))
+
+
+urlpatterns = [
+    path("api/admin/orders", OrderListApi.as_view()),
+    path("api/admin/orders/<uuid:order_id>", OrderDetailApi.as_view()),
+    path("api/admin/orders/<uuid:order_id>/cancel", OrderCancelApi.as_view()),
+    path("api/admin/orders/<uuid:order_id>/picking/start", PickingStartApi.as_view()),
+    path("api/admin/orders/<uuid:order_id>/picking/complete", PickingCompleteApi.as_view()),
+]

@@ -7,6 +7,7 @@ import uuid
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 
@@ -54,7 +55,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     REQUIRED_FIELDS: list[str] = []  # name defaults from the email (createsuperuser --noinput)
 
     class Meta:
-        indexes = [models.Index(fields=["role", "date_joined"], name="user_role_joined_idx")]
+        indexes = [
+            models.Index(fields=["role", "date_joined"], name="user_role_joined_idx"),
+            # Case-insensitive email lookups (``email__iexact``: the admin order search).
+            models.Index(Upper("email"), name="user_email_upper_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.email

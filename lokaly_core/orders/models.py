@@ -41,6 +41,10 @@ class Order(models.Model):
             models.Index(fields=["-created_at"], name="order_created_idx"),
             models.Index(fields=["status", "-created_at"], name="order_status_created_idx"),
             models.Index(fields=["store", "-created_at"], name="order_store_created_idx"),
+            # The admin list's store + status filter, newest (or oldest) first.
+            models.Index(
+                fields=["store", "status", "-created_at"], name="order_store_status_created_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(

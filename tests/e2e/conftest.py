@@ -123,3 +123,40 @@ def live_stack(live_env: dict[str, str]) -> Iterator[LiveStack]:
     finally:
         for proc in processes.values():
             _stop(proc)
+
+
+@dataclass
+class LiveAdmin:
+    http: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _wait_ready(url: str, procs: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
+        if dead or time.monotonic() > deadline:
+            out = {n: logs[n].read_text()[-3000:] for n in logs}
+            pytest.fail(f"{url} did not become ready (exited: {dead}); logs: {out}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def live_admin(live_env: dict[str, str]) -> Iterator[LiveAdmin]:
+    """The real admin server (WSGI, one process) on the test database, next to live_stack."""
+    port = _free_port()
+    logs: dict[str, Path] = {}
+    env = {**live_env, "DJANGO_SETTINGS_MODULE": "lokaly_admin.settings.test"}
+    args = ["manage_admin.py", "serve", "--no-migrate", "--port", str(port), "--workers", "1"]
+    process = _spawn("admin", args, env, logs)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", {"admin": process}, logs)
+        yield LiveAdmin(f"http://127.0.0.1:{port}", process, logs["admin"])
+    finally:
+        _stop(process)
