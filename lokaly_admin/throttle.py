@@ -19,16 +19,13 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.exceptions import Throttled
 
-DEFAULT_MAX_FAILURES = 5
-DEFAULT_WINDOW_SECONDS = 15 * 60
-
 
 def _max_failures() -> int:
-    return int(getattr(settings, "ADMIN_LOGIN_MAX_FAILURES", DEFAULT_MAX_FAILURES))
+    return int(settings.ADMIN_LOGIN_MAX_FAILURES)
 
 
 def _window() -> int:
-    return int(getattr(settings, "ADMIN_LOGIN_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS))
+    return int(settings.ADMIN_LOGIN_WINDOW_SECONDS)
 
 
 def _keys(email: str) -> tuple[str, str]:
