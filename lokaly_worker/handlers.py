@@ -19,7 +19,7 @@ from lokaly_core.events import (
 )
 from lokaly_core.orders.realtime import order_group, status_changed_message
 from lokaly_core.orders.uow import DjangoUnitOfWork
-from lokaly_worker.broadcast import get_broadcaster
+from lokaly_core.broadcast import get_broadcaster
 from lokaly_worker.registry import handles
 
 logger = logging.getLogger("lokaly.worker.handlers")

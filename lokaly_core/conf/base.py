@@ -106,6 +106,22 @@ OUTBOX_SWEEP_AFTER_MS = env_int("OUTBOX_SWEEP_AFTER_MS", 2_000)
 # batches; "inline": the committing thread does it (one XADD and UPDATE per transaction).
 OUTBOX_PUBLISH = env("OUTBOX_PUBLISH", "background")
 
+# Dispatch: an order nobody is free for is tried again after BASE * 2^(n-1) ms (capped,
+# with jitter), and at once when a courier becomes available.
+DISPATCH_RETRY_BASE_MS = env_int("DISPATCH_RETRY_BASE_MS", 2_000)
+DISPATCH_RETRY_MAX_MS = env_int("DISPATCH_RETRY_MAX_MS", 60_000)
+# A courier's location is broadcast on every update, but written to the database (where
+# dispatch reads it) at most once per this many seconds per courier.
+COURIER_LOCATION_WRITE_SECONDS = env_int("COURIER_LOCATION_WRITE_SECONDS", 10)
+
+# Notifications are sent by the worker through a sender: the log, or a webhook (POST of
+# the notification as JSON) when NOTIFICATION_WEBHOOK_URL is set; retried with backoff.
+NOTIFICATION_WEBHOOK_URL = env("NOTIFICATION_WEBHOOK_URL", "")
+NOTIFICATION_WEBHOOK_TIMEOUT_S = env_int("NOTIFICATION_WEBHOOK_TIMEOUT_S", 5)
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6)
+NOTIFICATION_RETRY_BASE_MS = env_int("NOTIFICATION_RETRY_BASE_MS", 1_000)
+NOTIFICATION_RETRY_MAX_MS = env_int("NOTIFICATION_RETRY_MAX_MS", 300_000)
+
 DELIVERY_FEE_CENTS = env_int("DELIVERY_FEE_CENTS", 199)
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 48)
 

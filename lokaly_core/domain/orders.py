@@ -32,17 +32,19 @@ class StockState(StrEnum):
 class Actor(StrEnum):
     CUSTOMER = "customer"
     ADMIN = "admin"
+    COURIER = "courier"
     SYSTEM = "system"
 
 
 S = OrderStatus
-# (from, to) -> who may make the move. SYSTEM moves follow events in the worker.
+# (from, to) -> who may make the move. SYSTEM moves follow events in the worker; the
+# courier's moves happen with the delivery's pickup and drop-off (domain/delivery.py).
 TRANSITIONS: dict[tuple[OrderStatus, OrderStatus], frozenset[Actor]] = {
     (S.PENDING, S.CONFIRMED): frozenset({Actor.SYSTEM}),
     (S.CONFIRMED, S.PICKING): frozenset({Actor.SYSTEM, Actor.ADMIN}),
     (S.PICKING, S.READY): frozenset({Actor.SYSTEM, Actor.ADMIN}),
-    (S.READY, S.OUT_FOR_DELIVERY): frozenset({Actor.SYSTEM}),
-    (S.OUT_FOR_DELIVERY, S.DELIVERED): frozenset({Actor.SYSTEM}),
+    (S.READY, S.OUT_FOR_DELIVERY): frozenset({Actor.COURIER, Actor.SYSTEM}),
+    (S.OUT_FOR_DELIVERY, S.DELIVERED): frozenset({Actor.COURIER, Actor.SYSTEM}),
     (S.PENDING, S.CANCELLED): frozenset({Actor.CUSTOMER, Actor.ADMIN, Actor.SYSTEM}),
     (S.CONFIRMED, S.CANCELLED): frozenset({Actor.CUSTOMER, Actor.ADMIN, Actor.SYSTEM}),
     (S.PICKING, S.CANCELLED): frozenset({Actor.ADMIN}),

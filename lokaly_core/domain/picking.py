@@ -14,8 +14,8 @@ from enum import StrEnum
 
 from lokaly_core.domain import orders as o
 from lokaly_core.domain.errors import InvalidTransition, NotFound
+from lokaly_core.domain.history import record_status_change
 from lokaly_core.domain.ports import Clock, UnitOfWork
-from lokaly_core.domain.services import record_status_change
 from lokaly_core.events import PickingCompleted, PickingStarted
 
 

@@ -18,6 +18,7 @@ from lokaly_core.domain.orders import Order
 from lokaly_core.events import EventPayload
 
 if TYPE_CHECKING:
+    from lokaly_core.domain.delivery import Candidate, Delivery
     from lokaly_core.domain.inventory import StockLevel
     from lokaly_core.domain.picking import Picking
 
@@ -71,6 +72,10 @@ class StockRepository(Protocol):
 
     def release(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None: ...
 
+    def consume(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None:
+        """The reserved units leave the store: ``on_hand`` and ``reserved`` both drop."""
+        ...
+
     def get_level_for_update(self, store_id: UUID, product_id: UUID) -> StockLevel | None:
         """Load and lock one stock row until the unit of work ends."""
         ...
@@ -94,6 +99,54 @@ class PickingRepository(Protocol):
     def save(self, picking: Picking) -> None: ...
 
 
+class DeliveryRepository(Protocol):
+    def get(self, delivery_id: UUID) -> Delivery | None: ...
+
+    def get_for_update(self, delivery_id: UUID) -> Delivery | None: ...
+
+    def active_for_order(self, order_id: UUID) -> Delivery | None:
+        """The order's assigned or picked-up delivery (callers hold the order's lock)."""
+        ...
+
+    def add(self, delivery: Delivery) -> None: ...
+
+    def save(self, delivery: Delivery) -> None: ...
+
+    def store_location(self, store_id: UUID) -> tuple[float, float]: ...
+
+
+class CourierRepository(Protocol):
+    def free_candidates(self, order_id: UUID) -> list[Candidate]:
+        """Online, active couriers with no active delivery (not locked), each flagged when
+        they declined ``order_id`` before."""
+        ...
+
+    def try_claim(self, courier_id: UUID) -> bool:
+        """Lock the courier unless another transaction holds them; True when they are
+        (still) online, active and free. The lock lasts until the unit of work ends."""
+        ...
+
+    def set_current_delivery(
+        self, courier_id: UUID, delivery_id: UUID | None, *, at: datetime
+    ) -> None:
+        """Busy with ``delivery_id``, or free again (None) and waiting since ``at``."""
+        ...
+
+    def set_online(self, courier_id: UUID, online: bool, *, at: datetime) -> tuple[bool, bool]:
+        """Set the shift; returns (was online before, has an active delivery)."""
+        ...
+
+
+class DispatchQueue(Protocol):
+    """Orders waiting for a free courier."""
+
+    def attempts(self, order_id: UUID) -> int: ...
+
+    def put(self, order_id: UUID, attempts: int, next_attempt_at: datetime) -> None: ...
+
+    def remove(self, order_id: UUID) -> None: ...
+
+
 class EventRecorder(Protocol):
     def record(self, event: EventPayload, *, aggregate_id: UUID, occurred_at: datetime) -> None:
         """Write the event in the current transaction (published once it commits)."""
@@ -105,6 +158,9 @@ class UnitOfWork(Protocol):
     orders: OrderRepository
     stock: StockRepository
     picking: PickingRepository
+    deliveries: DeliveryRepository
+    couriers: CourierRepository
+    dispatch: DispatchQueue
     events: EventRecorder
 
     def __enter__(self) -> Self: ...

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lokaly_core.domain import orders as o
+from lokaly_core.domain.delivery import release_delivery
 from lokaly_core.domain.errors import NotFound, ValidationFailed
+from lokaly_core.domain.history import record_status_change
 from lokaly_core.domain.ports import Clock, UnitOfWork, stock_lines
 from lokaly_core.events import (
     InventoryReleased,
     InventoryReserved,
     OrderCancelled,
     OrderCreated,
-    OrderStatusChanged,
     StockLine,
 )
 
@@ -206,6 +207,7 @@ def _cancel(uow: UnitOfWork, order: o.Order, *, actor: o.Actor, reason: str, now
             aggregate_id=order.id,
             occurred_at=now,
         )
+    release_delivery(uow, order, now=now)
     record_status_change(uow, order, change)
     uow.events.record(
         OrderCancelled(
@@ -215,22 +217,6 @@ def _cancel(uow: UnitOfWork, order: o.Order, *, actor: o.Actor, reason: str, now
         occurred_at=now,
     )
     uow.orders.save(order)
-
-
-def record_status_change(uow: UnitOfWork, order: o.Order, change: o.StatusChange) -> None:
-    uow.events.record(
-        OrderStatusChanged(
-            order_id=order.id,
-            customer_id=order.customer_id,
-            status=change.status,
-            previous_status=change.previous_status,
-            status_version=change.status_version,
-            occurred_at=change.occurred_at,
-            reason=change.reason,
-        ),
-        aggregate_id=order.id,
-        occurred_at=change.occurred_at,
-    )
 
 
 def _event_lines(order: o.Order) -> tuple[StockLine, ...]:

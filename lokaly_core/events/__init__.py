@@ -6,8 +6,10 @@ transport (Redis Streams today) shares the same definitions.
 
 from lokaly_core.events.contracts import (
     EVENT_TYPES,
+    CourierAvailable,
     DeliveryAssigned,
     DeliveryCompleted,
+    DeliveryDeclined,
     DeliveryPickedUp,
     Envelope,
     EventPayload,
@@ -24,8 +26,10 @@ from lokaly_core.events.contracts import (
 
 __all__ = [
     "EVENT_TYPES",
+    "CourierAvailable",
     "DeliveryAssigned",
     "DeliveryCompleted",
+    "DeliveryDeclined",
     "DeliveryPickedUp",
     "Envelope",
     "EventPayload",

@@ -158,6 +158,8 @@ class DeliveryAssigned(EventPayload):
     delivery_id: uuid.UUID
     order_id: uuid.UUID
     courier_id: uuid.UUID
+    customer_id: uuid.UUID | None = None
+    store_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,26 @@ class DeliveryCompleted(EventPayload):
     courier_id: uuid.UUID
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryDeclined(EventPayload):
+    """Added to the contract's list: a courier turned an assignment down before pickup."""
+
+    TYPE: ClassVar[str] = "delivery.declined"
+    delivery_id: uuid.UUID
+    order_id: uuid.UUID
+    courier_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class CourierAvailable(EventPayload):
+    """Added to the contract's list: a courier can take a delivery now (``reason``:
+    ``online``, ``delivered``, ``declined``, or ``released`` by a cancelled order)."""
+
+    TYPE: ClassVar[str] = "courier.available"
+    courier_id: uuid.UUID
+    reason: str
+
+
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.TYPE: cls
     for cls in (
@@ -189,6 +211,8 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         DeliveryAssigned,
         DeliveryPickedUp,
         DeliveryCompleted,
+        DeliveryDeclined,
+        CourierAvailable,
     )
 }
 

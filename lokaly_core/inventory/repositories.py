@@ -61,6 +61,17 @@ class OrmStock:
                 [*params, store_id],
             )
 
+    def consume(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None:
+        rows, params = _values(lines)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_STOCK} AS s SET on_hand = s.on_hand - v.q, "  # noqa: S608
+                "reserved = s.reserved - v.q, updated_at = now() "
+                f"FROM (VALUES {rows}) AS v(product_id, q) "
+                "WHERE s.store_id = %s AND s.product_id = v.product_id",
+                [*params, store_id],
+            )
+
     def get_level_for_update(self, store_id: UUID, product_id: UUID) -> StockLevel | None:
         row = (
             Stock.objects.select_for_update()

@@ -1,7 +1,7 @@
 """The Django implementation of the domain's unit of work (``lokaly_core.domain.ports``).
 
 The repositories live with their areas (``catalog``, ``orders``, ``inventory``,
-``picking``, ``outbox``); this module ties them to one database transaction.
+``picking``, ``delivery``, ``outbox``); this module ties them to one database transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Self
 from django.db import transaction
 
 from lokaly_core.catalog.repositories import OrmCatalog
+from lokaly_core.delivery.repositories import OrmCouriers, OrmDeliveries, OrmDispatchQueue
 from lokaly_core.events import Envelope
 from lokaly_core.inventory.repositories import OrmStock
 from lokaly_core.orders.repositories import OrmOrders
@@ -23,6 +24,9 @@ from lokaly_core.picking.repositories import OrmPicking
 __all__ = [
     "DjangoUnitOfWork",
     "OrmCatalog",
+    "OrmCouriers",
+    "OrmDeliveries",
+    "OrmDispatchQueue",
     "OrmOrders",
     "OrmPicking",
     "OrmStock",
@@ -45,6 +49,9 @@ class DjangoUnitOfWork:
         self.orders = OrmOrders()
         self.stock = OrmStock()
         self.picking = OrmPicking()
+        self.deliveries = OrmDeliveries()
+        self.couriers = OrmCouriers()
+        self.dispatch = OrmDispatchQueue()
         self.events = OutboxRecorder()
         self.published: list[Envelope] = []
 

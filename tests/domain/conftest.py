@@ -41,5 +41,3 @@ def place(uow: FakeUnitOfWork, *items: tuple[uuid.UUID, int], **kw) -> o.Order:
         note=kw.pop("note", ""),
     )
     return place_order(uow=uow, clock=FakeClock(), command=command, delivery_fee_cents=199)
-
-

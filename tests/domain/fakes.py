@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
+from lokaly_core.domain.delivery import ACTIVE_DELIVERY, Candidate, Delivery, DeliveryStatus
 from lokaly_core.domain.inventory import StockLevel
 from lokaly_core.domain.orders import Order
 from lokaly_core.domain.picking import Picking
@@ -86,6 +87,11 @@ class FakeStock:
         for p, q in lines:
             self.rows[(store_id, p)]["reserved"] -= q
 
+    def consume(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None:
+        for p, q in lines:
+            self.rows[(store_id, p)]["reserved"] -= q
+            self.rows[(store_id, p)]["on_hand"] -= q
+
     def get_level_for_update(self, store_id: UUID, product_id: UUID) -> StockLevel | None:
         row = self.rows.get((store_id, product_id))
         return StockLevel(store_id, product_id, row["on_hand"], row["reserved"]) if row else None
@@ -118,6 +124,107 @@ class FakePicking:
         self.add(picking)
 
 
+class FakeDeliveries:
+    def __init__(self) -> None:
+        self.rows: dict[UUID, Delivery] = {}
+        self.store_locations: dict[UUID, tuple[float, float]] = {}
+
+    def get(self, delivery_id: UUID) -> Delivery | None:
+        row = self.rows.get(delivery_id)
+        return copy.deepcopy(row) if row else None
+
+    get_for_update = get
+
+    def active_for_order(self, order_id: UUID) -> Delivery | None:
+        for row in self.rows.values():
+            if row.order_id == order_id and row.status in ACTIVE_DELIVERY:
+                return copy.deepcopy(row)
+        return None
+
+    def add(self, delivery: Delivery) -> None:
+        self.rows[delivery.id] = copy.deepcopy(delivery)
+
+    save = add
+
+    def store_location(self, store_id: UUID) -> tuple[float, float]:
+        return self.store_locations.get(store_id, (52.37, 4.89))
+
+
+class FakeCouriers:
+    """``state[courier_id]``: online, lat, lng, available_since, current delivery id."""
+
+    def __init__(self, deliveries: FakeDeliveries) -> None:
+        self.state: dict[UUID, dict[str, object]] = {}
+        self.locked_elsewhere: set[UUID] = set()  # what another transaction holds
+        self._deliveries = deliveries
+
+    def put(
+        self,
+        courier_id: UUID,
+        *,
+        lat: float | None = None,
+        lng: float | None = None,
+        since: datetime | None = None,
+        online: bool = True,
+    ) -> None:
+        self.state[courier_id] = {
+            "online": online,
+            "lat": lat,
+            "lng": lng,
+            "since": since or datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+            "current": None,
+        }
+
+    def free_candidates(self, order_id: UUID) -> list[Candidate]:
+        declined = {
+            d.courier_id
+            for d in self._deliveries.rows.values()
+            if d.order_id == order_id and d.status is DeliveryStatus.DECLINED
+        }
+        return [
+            Candidate(c, s["lat"], s["lng"], s["since"], c in declined)  # type: ignore[arg-type]
+            for c, s in self.state.items()
+            if s["online"] and s["current"] is None
+        ]
+
+    def try_claim(self, courier_id: UUID) -> bool:
+        s = self.state.get(courier_id)
+        return bool(
+            s and s["online"] and s["current"] is None and courier_id not in self.locked_elsewhere
+        )
+
+    def set_current_delivery(
+        self, courier_id: UUID, delivery_id: UUID | None, *, at: datetime
+    ) -> None:
+        self.state[courier_id]["current"] = delivery_id
+        if delivery_id is None:
+            self.state[courier_id]["since"] = at
+
+    def set_online(self, courier_id: UUID, online: bool, *, at: datetime) -> tuple[bool, bool]:
+        if courier_id not in self.state:
+            self.put(courier_id, online=False, since=at)
+        s = self.state[courier_id]
+        was, busy = bool(s["online"]), s["current"] is not None
+        if online and not was:
+            s["since"] = at
+        s["online"] = online
+        return was, busy
+
+
+class FakeDispatchQueue:
+    def __init__(self) -> None:
+        self.rows: dict[UUID, tuple[int, datetime]] = {}
+
+    def attempts(self, order_id: UUID) -> int:
+        return self.rows[order_id][0] if order_id in self.rows else 0
+
+    def put(self, order_id: UUID, attempts: int, next_attempt_at: datetime) -> None:
+        self.rows[order_id] = (attempts, next_attempt_at)
+
+    def remove(self, order_id: UUID) -> None:
+        self.rows.pop(order_id, None)
+
+
 class FakeEvents:
     def __init__(self) -> None:
         self.pending: list[Envelope] = []
@@ -136,6 +243,9 @@ class FakeUnitOfWork:
         self.orders = FakeOrders()
         self.stock = FakeStock()
         self.picking = FakePicking()
+        self.deliveries = FakeDeliveries()
+        self.couriers = FakeCouriers(self.deliveries)
+        self.dispatch = FakeDispatchQueue()
         self.events = FakeEvents()
         self.published: list[Envelope] = []
         self.commits = 0
@@ -147,6 +257,9 @@ class FakeUnitOfWork:
             copy.deepcopy(self.stock.rows),
             copy.deepcopy(self.picking.rows),
             list(self.stock.ledger),
+            copy.deepcopy(self.deliveries.rows),
+            copy.deepcopy(self.couriers.state),
+            copy.deepcopy(self.dispatch.rows),
         )
         self._committed = False
         return self
@@ -170,6 +283,9 @@ class FakeUnitOfWork:
                 self.stock.rows,
                 self.picking.rows,
                 self.stock.ledger,
+                self.deliveries.rows,
+                self.couriers.state,
+                self.dispatch.rows,
             ) = self._snapshot
             self.events.pending = []
 

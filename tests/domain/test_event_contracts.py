@@ -40,9 +40,17 @@ SAMPLES = [
     c.InventoryReleased(order_id=ORDER, store_id=uuid.uuid4(), lines=LINES, reason="x"),
     c.PickingStarted(order_id=ORDER, store_id=uuid.uuid4(), staff_id=uuid.uuid4()),
     c.PickingCompleted(order_id=ORDER, store_id=uuid.uuid4()),
-    c.DeliveryAssigned(delivery_id=uuid.uuid4(), order_id=ORDER, courier_id=uuid.uuid4()),
+    c.DeliveryAssigned(
+        delivery_id=uuid.uuid4(),
+        order_id=ORDER,
+        courier_id=uuid.uuid4(),
+        customer_id=uuid.uuid4(),
+        store_id=uuid.uuid4(),
+    ),
     c.DeliveryPickedUp(delivery_id=uuid.uuid4(), order_id=ORDER, courier_id=uuid.uuid4()),
     c.DeliveryCompleted(delivery_id=uuid.uuid4(), order_id=ORDER, courier_id=uuid.uuid4()),
+    c.DeliveryDeclined(delivery_id=uuid.uuid4(), order_id=ORDER, courier_id=uuid.uuid4()),
+    c.CourierAvailable(courier_id=uuid.uuid4(), reason="online"),
 ]
 
 

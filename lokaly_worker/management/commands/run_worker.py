@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 import lokaly_worker.handlers  # noqa: F401  (registers the handlers)
-from lokaly_worker.broadcast import get_broadcaster
+from lokaly_core.broadcast import get_broadcaster
 from lokaly_worker.consumer import StreamWorker, WorkerConfig
 from lokaly_worker.registry import registry
 

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from lokaly_core.domain.delivery import ACTIVE_DELIVERY, DeliveryStatus
+
+_ACTIVE = Q(status__in=[s.value for s in ACTIVE_DELIVERY])
+
+
+class CourierState(models.Model):
+    """A courier's shift, last known location and current delivery (one row per courier,
+    created on their first shift or location update)."""
+
+    courier = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="courier_state",
+    )
+    is_online = models.BooleanField(default=False)
+    lat = models.FloatField(null=True, blank=True)
+    lng = models.FloatField(null=True, blank=True)
+    location_at = models.DateTimeField(null=True, blank=True)
+    # Free since (dispatch ties go to whoever has waited longest).
+    available_since = models.DateTimeField()
+    current_delivery = models.OneToOneField(
+        "core.Delivery", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["available_since"],
+                condition=Q(is_online=True, current_delivery__isnull=True),
+                name="courier_free_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"courier {self.courier_id}: {'online' if self.is_online else 'offline'}"
+
+
+class Delivery(models.Model):
+    """One assignment of an order to a courier. A declined or cancelled assignment stays
+    as history; an order has at most one active delivery, a courier at most one."""
+
+    Status = models.TextChoices("Status", [(s.value, s.value) for s in DeliveryStatus])
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey("core.Order", on_delete=models.CASCADE, related_name="deliveries")
+    courier = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices)
+    assigned_at = models.DateTimeField()
+    picked_up_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order"], condition=_ACTIVE, name="delivery_one_active_per_order"
+            ),
+            models.UniqueConstraint(
+                fields=["courier"], condition=_ACTIVE, name="delivery_one_active_per_courier"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["order", "-assigned_at"], name="delivery_order_idx"),
+            models.Index(fields=["courier", "-assigned_at"], name="delivery_courier_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.id}: {self.status}"
+
+
+class DispatchTask(models.Model):
+    """An order waiting for a free courier, tried again at ``next_attempt_at``."""
+
+    order = models.OneToOneField(
+        "core.Order", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["next_attempt_at"], name="dispatch_due_idx")]
+
+    def __str__(self) -> str:
+        return f"dispatch of {self.order_id}"

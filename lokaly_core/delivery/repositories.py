@@ -1,0 +1,160 @@
+"""The delivery, courier and dispatch-queue ports on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from django.db import connection
+from django.utils import timezone
+
+from lokaly_core.accounts.models import Role, User
+from lokaly_core.catalog.models import Store
+from lokaly_core.delivery.models import CourierState, DispatchTask
+from lokaly_core.delivery.models import Delivery as DeliveryRow
+from lokaly_core.domain import delivery as d
+
+_STATE = CourierState._meta.db_table
+_DELIVERY = DeliveryRow._meta.db_table
+_USER = User._meta.db_table
+_ACTIVE = [s.value for s in d.ACTIVE_DELIVERY]
+
+
+def _to_domain(row: DeliveryRow) -> d.Delivery:
+    return d.Delivery(
+        id=row.id,
+        order_id=row.order_id,
+        courier_id=row.courier_id,
+        status=d.DeliveryStatus(row.status),
+        assigned_at=row.assigned_at,
+        picked_up_at=row.picked_up_at,
+        delivered_at=row.delivered_at,
+        ended_at=row.ended_at,
+    )
+
+
+class OrmDeliveries:
+    def get(self, delivery_id: UUID) -> d.Delivery | None:
+        row = DeliveryRow.objects.filter(pk=delivery_id).first()
+        return _to_domain(row) if row else None
+
+    def get_for_update(self, delivery_id: UUID) -> d.Delivery | None:
+        row = DeliveryRow.objects.select_for_update().filter(pk=delivery_id).first()
+        return _to_domain(row) if row else None
+
+    def active_for_order(self, order_id: UUID) -> d.Delivery | None:
+        row = DeliveryRow.objects.filter(order_id=order_id, status__in=_ACTIVE).first()
+        return _to_domain(row) if row else None
+
+    def add(self, delivery: d.Delivery) -> None:
+        DeliveryRow.objects.create(
+            id=delivery.id,
+            order_id=delivery.order_id,
+            courier_id=delivery.courier_id,
+            status=delivery.status,
+            assigned_at=delivery.assigned_at,
+        )
+
+    def save(self, delivery: d.Delivery) -> None:
+        DeliveryRow.objects.filter(pk=delivery.id).update(
+            status=delivery.status,
+            picked_up_at=delivery.picked_up_at,
+            delivered_at=delivery.delivered_at,
+            ended_at=delivery.ended_at,
+        )
+
+    def store_location(self, store_id: UUID) -> tuple[float, float]:
+        lat, lng = Store.objects.filter(pk=store_id).values_list("lat", "lng").get()
+        return float(lat), float(lng)
+
+
+class OrmCouriers:
+    def free_candidates(self, order_id: UUID) -> list[d.Candidate]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT s.courier_id, s.lat, s.lng, s.available_since, "  # noqa: S608 - our tables
+                f"EXISTS (SELECT 1 FROM {_DELIVERY} x WHERE x.order_id = %s "
+                "AND x.courier_id = s.courier_id AND x.status = %s) "
+                f"FROM {_STATE} s JOIN {_USER} u ON u.id = s.courier_id "
+                "WHERE s.is_online AND s.current_delivery_id IS NULL AND u.is_active "
+                "AND u.role = %s",
+                [order_id, d.DeliveryStatus.DECLINED.value, Role.COURIER.value],
+            )
+            rows = cursor.fetchall()
+        return [
+            d.Candidate(
+                courier_id=courier_id,
+                lat=lat,
+                lng=lng,
+                available_since=since,
+                declined_this_order=declined,
+            )
+            for courier_id, lat, lng, since, declined in rows
+        ]
+
+    def try_claim(self, courier_id: UUID) -> bool:
+        # SKIP LOCKED: a courier another dispatch is claiming is not waited for. When the
+        # row was changed meanwhile, PostgreSQL re-checks the WHERE clause on the newest
+        # version, so a courier who just got a delivery is not claimed twice.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT s.courier_id FROM {_STATE} s WHERE s.courier_id = %s "  # noqa: S608
+                "AND s.is_online AND s.current_delivery_id IS NULL FOR UPDATE SKIP LOCKED",
+                [courier_id],
+            )
+            return cursor.fetchone() is not None
+
+    def set_current_delivery(
+        self, courier_id: UUID, delivery_id: UUID | None, *, at: datetime
+    ) -> None:
+        changes: dict[str, object] = {"current_delivery_id": delivery_id}
+        if delivery_id is None:
+            changes["available_since"] = at
+        CourierState.objects.filter(pk=courier_id).update(**changes, updated_at=timezone.now())
+
+    def set_online(self, courier_id: UUID, online: bool, *, at: datetime) -> tuple[bool, bool]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_STATE} (courier_id, is_online, available_since, updated_at) "  # noqa: S608
+                "VALUES (%s, false, %s, now()) ON CONFLICT (courier_id) DO NOTHING",
+                [courier_id, at],
+            )
+            cursor.execute(
+                f"SELECT is_online, current_delivery_id IS NOT NULL FROM {_STATE} "  # noqa: S608
+                "WHERE courier_id = %s FOR UPDATE",
+                [courier_id],
+            )
+            was_online, busy = cursor.fetchone()
+            if was_online != online:
+                # Coming online starts the wait that dispatch ties are broken by.
+                cursor.execute(
+                    f"UPDATE {_STATE} SET is_online = %s, updated_at = now(), "  # noqa: S608
+                    "available_since = CASE WHEN %s THEN %s ELSE available_since END "
+                    "WHERE courier_id = %s",
+                    [online, online, at, courier_id],
+                )
+        return bool(was_online), bool(busy)
+
+
+class OrmDispatchQueue:
+    def attempts(self, order_id: UUID) -> int:
+        value = DispatchTask.objects.filter(pk=order_id).values_list("attempts", flat=True).first()
+        return int(value or 0)
+
+    def put(self, order_id: UUID, attempts: int, next_attempt_at: datetime) -> None:
+        DispatchTask.objects.update_or_create(
+            order_id=order_id,
+            defaults={"attempts": attempts, "next_attempt_at": next_attempt_at},
+        )
+
+    def remove(self, order_id: UUID) -> None:
+        DispatchTask.objects.filter(pk=order_id).delete()
+
+
+def waiting_orders(*, limit: int, due_only: bool) -> list[UUID]:
+    """Orders in the dispatch queue, the longest waiting first (``due_only``: whose backoff
+    has passed)."""
+    qs = DispatchTask.objects.all()
+    if due_only:
+        qs = qs.filter(next_attempt_at__lte=timezone.now())
+    return list(qs.order_by("created_at").values_list("order_id", flat=True)[:limit])

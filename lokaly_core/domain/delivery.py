@@ -1,0 +1,329 @@
+"""Delivery: couriers' shifts, dispatch (who takes which order), pickup, drop-off, decline.
+
+The rules (contract, "Order status machine"; issue 4):
+- a ``confirmed`` order is assigned to an online, active courier with no active delivery,
+  the nearest to the store (great-circle distance from the courier's last location), ties
+  to whoever has waited longest; couriers who declined this order come last, couriers
+  without a known location after those with one;
+- when nobody is free the order waits in the dispatch queue and is tried again with
+  exponential backoff, and at once when a courier becomes available
+  (``courier.available``: online, delivered, declined, or released by a cancellation);
+- pickup needs the order ``ready``: the order goes ``out_for_delivery`` and its stock
+  reservation is consumed; complete: the order is ``delivered`` and the courier is free;
+- decline (before pickup only) frees the courier and puts the order back in the queue.
+
+Every change happens under the order's row lock (taken first, always), so two workers
+never assign one order twice; a courier is claimed with a row lock that skips couriers
+another transaction holds and re-checks that the courier is still free, so two orders
+never get the same courier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from lokaly_core.domain import orders as o
+from lokaly_core.domain.errors import InvalidTransition, NotFound, ValidationFailed
+from lokaly_core.domain.history import record_status_change
+from lokaly_core.domain.ports import Clock, UnitOfWork, stock_lines
+from lokaly_core.events import (
+    CourierAvailable,
+    DeliveryAssigned,
+    DeliveryCompleted,
+    DeliveryDeclined,
+    DeliveryPickedUp,
+)
+
+
+class DeliveryStatus(StrEnum):
+    ASSIGNED = "assigned"
+    PICKED_UP = "picked_up"
+    DELIVERED = "delivered"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_DELIVERY = frozenset({DeliveryStatus.ASSIGNED, DeliveryStatus.PICKED_UP})
+# Orders in these statuses still need (or have) a courier.
+DISPATCHABLE = frozenset({o.OrderStatus.CONFIRMED, o.OrderStatus.PICKING, o.OrderStatus.READY})
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: uuid.UUID
+    order_id: uuid.UUID
+    courier_id: uuid.UUID
+    status: DeliveryStatus
+    assigned_at: datetime
+    picked_up_at: datetime | None = None
+    delivered_at: datetime | None = None
+    ended_at: datetime | None = None  # declined or cancelled
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_DELIVERY
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A free courier as dispatch sees them."""
+
+    courier_id: uuid.UUID
+    lat: float | None
+    lng: float | None
+    available_since: datetime
+    declined_this_order: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchPolicy:
+    retry_base_ms: int = 2_000
+    retry_max_ms: int = 60_000
+
+    def next_attempt(self, order_id: uuid.UUID, attempts: int, now: datetime) -> datetime:
+        """Exponential backoff with deterministic jitter (50-100 % of the capped delay)."""
+        ceiling = min(self.retry_base_ms * 2 ** max(attempts - 1, 0), self.retry_max_ms)
+        digest = hashlib.blake2s(f"{order_id}:{attempts}".encode(), digest_size=2).hexdigest()
+        jitter = int(digest, 16) / 0xFFFF
+        return now + timedelta(milliseconds=ceiling * (0.5 + 0.5 * jitter))
+
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def distance_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def rank_candidates(
+    store_lat: float, store_lng: float, candidates: Sequence[Candidate]
+) -> list[Candidate]:
+    """Best first: not declined this order, located, nearest, waited longest, then by id."""
+
+    def key(c: Candidate) -> tuple[object, ...]:
+        located = c.lat is not None and c.lng is not None
+        distance = distance_km(store_lat, store_lng, c.lat, c.lng) if located else math.inf  # type: ignore[arg-type]
+        return (c.declined_this_order, not located, distance, c.available_since, str(c.courier_id))
+
+    return sorted(candidates, key=key)
+
+
+class DispatchOutcome(StrEnum):
+    ASSIGNED = "assigned"
+    WAITING = "waiting"  # nobody free: queued with backoff
+    NOT_NEEDED = "not_needed"  # cancelled, delivered, already has a courier, or unknown
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchResult:
+    outcome: DispatchOutcome
+    delivery: Delivery | None = None
+
+
+def dispatch_order(
+    *, uow: UnitOfWork, clock: Clock, order_id: uuid.UUID, policy: DispatchPolicy
+) -> DispatchResult:
+    """Assign the order a courier, or queue it for another try (idempotent)."""
+    with uow:
+        order = uow.orders.get_for_update(order_id)
+        if (
+            order is None
+            or order.status not in DISPATCHABLE
+            or uow.deliveries.active_for_order(order_id) is not None
+        ):
+            uow.dispatch.remove(order_id)
+            uow.commit()
+            return DispatchResult(DispatchOutcome.NOT_NEEDED)
+        now = clock()
+        store_lat, store_lng = uow.deliveries.store_location(order.store_id)
+        ranked = rank_candidates(store_lat, store_lng, uow.couriers.free_candidates(order_id))
+        courier_id = next(
+            (c.courier_id for c in ranked if uow.couriers.try_claim(c.courier_id)), None
+        )
+        if courier_id is None:
+            attempts = uow.dispatch.attempts(order_id) + 1
+            uow.dispatch.put(order_id, attempts, policy.next_attempt(order_id, attempts, now))
+            uow.commit()
+            return DispatchResult(DispatchOutcome.WAITING)
+        delivery = Delivery(
+            id=uuid.uuid4(),
+            order_id=order_id,
+            courier_id=courier_id,
+            status=DeliveryStatus.ASSIGNED,
+            assigned_at=now,
+        )
+        uow.deliveries.add(delivery)
+        uow.couriers.set_current_delivery(courier_id, delivery.id, at=now)
+        uow.dispatch.remove(order_id)
+        uow.events.record(
+            DeliveryAssigned(
+                delivery_id=delivery.id,
+                order_id=order_id,
+                courier_id=courier_id,
+                customer_id=order.customer_id,
+                store_id=order.store_id,
+            ),
+            aggregate_id=order_id,
+            occurred_at=now,
+        )
+        uow.commit()
+    return DispatchResult(DispatchOutcome.ASSIGNED, delivery)
+
+
+def _courier_delivery(
+    uow: UnitOfWork, delivery_id: uuid.UUID, courier_id: uuid.UUID
+) -> tuple[o.Order, Delivery]:
+    """Lock the order, then the delivery; only its courier may see it (others: not found)."""
+    found = uow.deliveries.get(delivery_id)
+    if found is None or found.courier_id != courier_id:
+        raise NotFound("No such delivery.")
+    order = uow.orders.get_for_update(found.order_id)
+    delivery = uow.deliveries.get_for_update(delivery_id)
+    if order is None or delivery is None:
+        raise NotFound("No such delivery.")
+    return order, delivery
+
+
+def _wrong_state(delivery: Delivery, action: str, order: o.Order) -> InvalidTransition:
+    return InvalidTransition(
+        f"A delivery that is {delivery.status} (order {order.status}) cannot be {action}.",
+        details={"delivery_status": str(delivery.status), "order_status": str(order.status)},
+    )
+
+
+def delivery_pickup(
+    *, uow: UnitOfWork, clock: Clock, delivery_id: uuid.UUID, courier_id: uuid.UUID
+) -> Delivery:
+    """The courier has the bag: order ``ready -> out_for_delivery``, reservation consumed."""
+    with uow:
+        order, delivery = _courier_delivery(uow, delivery_id, courier_id)
+        if delivery.status is not DeliveryStatus.ASSIGNED:
+            raise _wrong_state(delivery, "picked up", order)
+        if order.status is not o.OrderStatus.READY:
+            raise InvalidTransition(
+                f"The order is {order.status}; it can be picked up once it is ready.",
+                details={
+                    "delivery_status": str(delivery.status),
+                    "order_status": str(order.status),
+                },
+            )
+        now = clock()
+        change = order.move_to(o.OrderStatus.OUT_FOR_DELIVERY, actor=o.Actor.COURIER, at=now)
+        if order.stock_state is o.StockState.RESERVED:
+            uow.stock.consume(order.store_id, stock_lines(order))
+            order.stock_state = o.StockState.CONSUMED
+        delivery.status = DeliveryStatus.PICKED_UP
+        delivery.picked_up_at = now
+        uow.deliveries.save(delivery)
+        uow.events.record(
+            DeliveryPickedUp(delivery_id=delivery.id, order_id=order.id, courier_id=courier_id),
+            aggregate_id=order.id,
+            occurred_at=now,
+        )
+        record_status_change(uow, order, change)
+        uow.orders.save(order)
+        uow.commit()
+    return delivery
+
+
+def delivery_complete(
+    *, uow: UnitOfWork, clock: Clock, delivery_id: uuid.UUID, courier_id: uuid.UUID
+) -> Delivery:
+    """Handed over: order ``delivered``, the courier free for the next one."""
+    with uow:
+        order, delivery = _courier_delivery(uow, delivery_id, courier_id)
+        if delivery.status is not DeliveryStatus.PICKED_UP:
+            raise _wrong_state(delivery, "completed", order)
+        now = clock()
+        change = order.move_to(o.OrderStatus.DELIVERED, actor=o.Actor.COURIER, at=now)
+        delivery.status = DeliveryStatus.DELIVERED
+        delivery.delivered_at = now
+        uow.deliveries.save(delivery)
+        uow.events.record(
+            DeliveryCompleted(delivery_id=delivery.id, order_id=order.id, courier_id=courier_id),
+            aggregate_id=order.id,
+            occurred_at=now,
+        )
+        record_status_change(uow, order, change)
+        uow.orders.save(order)
+        _free_courier(uow, courier_id, reason="delivered", now=now)
+        uow.commit()
+    return delivery
+
+
+def delivery_decline(
+    *, uow: UnitOfWork, clock: Clock, delivery_id: uuid.UUID, courier_id: uuid.UUID
+) -> Delivery:
+    """Before pickup only: the courier is free and the order goes back to dispatch."""
+    with uow:
+        order, delivery = _courier_delivery(uow, delivery_id, courier_id)
+        if delivery.status is not DeliveryStatus.ASSIGNED:
+            raise _wrong_state(delivery, "declined", order)
+        now = clock()
+        delivery.status = DeliveryStatus.DECLINED
+        delivery.ended_at = now
+        uow.deliveries.save(delivery)
+        uow.events.record(
+            DeliveryDeclined(delivery_id=delivery.id, order_id=order.id, courier_id=courier_id),
+            aggregate_id=order.id,
+            occurred_at=now,
+        )
+        if order.status in DISPATCHABLE:
+            uow.dispatch.put(order.id, uow.dispatch.attempts(order.id), now)
+        _free_courier(uow, courier_id, reason="declined", now=now)
+        uow.commit()
+    return delivery
+
+
+def release_delivery(uow: UnitOfWork, order: o.Order, *, now: datetime) -> None:
+    """An order was cancelled: end its assignment (if any) and take it off the queue.
+
+    Runs inside the cancelling unit of work. A delivery already picked up cannot be
+    released (the status machine has no cancellation from ``out_for_delivery``).
+    """
+    uow.dispatch.remove(order.id)
+    delivery = uow.deliveries.active_for_order(order.id)
+    if delivery is None or delivery.status is not DeliveryStatus.ASSIGNED:
+        return
+    delivery.status = DeliveryStatus.CANCELLED
+    delivery.ended_at = now
+    uow.deliveries.save(delivery)
+    _free_courier(uow, delivery.courier_id, reason="released", now=now)
+
+
+def _free_courier(uow: UnitOfWork, courier_id: uuid.UUID, *, reason: str, now: datetime) -> None:
+    uow.couriers.set_current_delivery(courier_id, None, at=now)
+    uow.events.record(
+        CourierAvailable(courier_id=courier_id, reason=reason),
+        aggregate_id=courier_id,
+        occurred_at=now,
+    )
+
+
+def courier_set_shift(
+    *, uow: UnitOfWork, clock: Clock, courier_id: uuid.UUID, online: bool
+) -> bool:
+    """Go online (and be dispatched to) or offline. Going offline keeps an active delivery."""
+    if not isinstance(online, bool):
+        raise ValidationFailed({"online": ["Must be true or false."]})
+    with uow:
+        now = clock()
+        was_online, busy = uow.couriers.set_online(courier_id, online, at=now)
+        if online and not was_online and not busy:
+            uow.events.record(
+                CourierAvailable(courier_id=courier_id, reason="online"),
+                aggregate_id=courier_id,
+                occurred_at=now,
+            )
+        uow.commit()
+    return online
