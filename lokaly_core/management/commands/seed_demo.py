@@ -1,4 +1,5 @@
-"""``manage_admin.py seed_demo``: demo stores, products, stock and accounts (safe to re-run)."""
+"""``manage_admin.py seed_demo``: demo stores, products, stock, accounts and couriers
+(online, with a location near a store), safe to re-run."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from lokaly_core.accounts.models import Role, User
 from lokaly_core.catalog.models import Product, Store
+from lokaly_core.delivery.models import CourierState
 from lokaly_core.inventory.models import Stock
 
 PRODUCTS = [
@@ -30,9 +33,18 @@ ACCOUNTS = [
     ("customer@lokaly.test", "Demo Customer", Role.CUSTOMER),
     ("courier@lokaly.test", "Demo Courier", Role.COURIER),
     ("courier2@lokaly.test", "Second Courier", Role.COURIER),
+    ("courier3@lokaly.test", "Third Courier", Role.COURIER),
     ("admin@lokaly.test", "Demo Admin", Role.ADMIN),
     ("superadmin@lokaly.test", "Demo Super Admin", Role.SUPER_ADMIN),
 ]
+
+
+# Where the demo couriers start (a few hundred metres from the stores).
+COURIER_LOCATIONS = {
+    "courier@lokaly.test": (52.3731, 4.8922),
+    "courier2@lokaly.test": (52.3622, 4.9201),
+    "courier3@lokaly.test": (52.3676, 4.9041),
+}
 
 
 class Command(BaseCommand):
@@ -48,6 +60,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--stock", type=int, default=100, help="Units of each product per store."
+        )
+        parser.add_argument(
+            "--offline",
+            action="store_true",
+            help="Leave the demo couriers off shift (default: online, so orders get a courier).",
         )
 
     @transaction.atomic
@@ -74,6 +91,15 @@ class Command(BaseCommand):
             user.is_superuser = role == Role.SUPER_ADMIN
             user.set_password(options["password"])
             user.save()
+            if email in COURIER_LOCATIONS:
+                lat, lng = COURIER_LOCATIONS[email]
+                now = timezone.now()
+                state, _ = CourierState.objects.get_or_create(
+                    courier=user, defaults={"available_since": now}
+                )
+                state.lat, state.lng, state.location_at = lat, lng, now
+                state.is_online = not options["offline"]
+                state.save()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(
             f"Stores: {', '.join(s[0] for s in STORES)}; {len(PRODUCTS)} products each."
@@ -81,3 +107,5 @@ class Command(BaseCommand):
         self.stdout.write("Accounts (email / password / role):")
         for email, _name, role in ACCOUNTS:
             self.stdout.write(f"  {email} / {options['password']} / {role}")
+        state = "off shift" if options["offline"] else "online"
+        self.stdout.write(f"Couriers: {len(COURIER_LOCATIONS)}, {state}, located near the stores.")
