@@ -1,8 +1,8 @@
 """Sends messages to WebSocket groups through the Channels layer from synchronous code.
 
 The worker and the WSGI views are synchronous; the channel layer is asyncio. One event
-loop in a background thread keeps the layer's Redis connections open across messages (``async_to_sync`` would
-start a loop, and a new connection, for every send).
+loop in a background thread keeps the layer's Redis connections open across messages
+(``async_to_sync`` would start a loop, and a new connection, for every send).
 """
 
 from __future__ import annotations

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from django.db import DataError
+from django.db.models import QuerySet
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lokaly_admin.api import catalog_serializers as s
+from lokaly_admin.api.base import ListApi, ListCreateApi, UpdateApi, page_schema
 from lokaly_core.catalog import services
 from lokaly_core.domain.inventory import stock_adjust
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.web.errors import ApiError
-from lokaly_core.web.pagination import PAGINATION_PARAMETERS, CursorPagination, paginated
+from lokaly_core.web.pagination import CursorPagination
 
 CATALOG_ACTIONS = {"GET": "catalog.read", "POST": "catalog.write", "PATCH": "catalog.write"}
 
@@ -26,84 +29,78 @@ class ByName(CursorPagination):
     ordering = ("name", "id")
 
 
-class StoreListCreateApi(APIView):
+@extend_schema_view(
+    get=page_schema(s.StoreOutSerializer, "AdminStore"),
+    post=extend_schema(request=s.StoreInSerializer, responses={201: s.StoreOutSerializer}),
+)
+class StoreListCreateApi(ListCreateApi):
     actions = CATALOG_ACTIONS
+    pagination_class = ByName
+    in_serializer = s.StoreInSerializer
+    out_serializer = s.StoreOutSerializer
 
-    @extend_schema(
-        parameters=PAGINATION_PARAMETERS,
-        responses={200: paginated(s.StoreOutSerializer(many=True), "AdminStore")},
-    )
-    def get(self, request: Request) -> Response:
-        paginator = ByName()
-        page = paginator.paginate_queryset(services.stores_all(), request, view=self)
-        return paginator.get_paginated_response(s.StoreOutSerializer(page, many=True).data)
+    def selector(self) -> QuerySet[Any]:
+        return services.stores_all()
 
-    @extend_schema(request=s.StoreInSerializer, responses={201: s.StoreOutSerializer})
-    def post(self, request: Request) -> Response:
-        serializer = s.StoreInSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        store = services.store_create(**serializer.validated_data)
-        return Response(s.StoreOutSerializer(store).data, status=status.HTTP_201_CREATED)
+    def create(self, data: dict[str, Any]) -> Any:
+        return services.store_create(**data)
 
 
-class StoreUpdateApi(APIView):
+@extend_schema_view(
+    patch=extend_schema(request=s.StorePatchSerializer, responses={200: s.StoreOutSerializer})
+)
+class StoreUpdateApi(UpdateApi):
     actions = CATALOG_ACTIONS
+    patch_serializer = s.StorePatchSerializer
+    out_serializer = s.StoreOutSerializer
+    partial = True
 
-    @extend_schema(request=s.StorePatchSerializer, responses={200: s.StoreOutSerializer})
-    def patch(self, request: Request, store_id: UUID) -> Response:
-        serializer = s.StorePatchSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        store = services.store_update(store_id=store_id, changes=serializer.validated_data)
-        return Response(s.StoreOutSerializer(store).data)
+    def update(self, data: dict[str, Any]) -> Any:
+        return services.store_update(store_id=self.kwargs["store_id"], changes=data)
 
 
-class ProductListCreateApi(APIView):
+@extend_schema_view(
+    get=page_schema(s.ProductOutSerializer, "AdminProduct"),
+    post=extend_schema(request=s.ProductInSerializer, responses={201: s.ProductOutSerializer}),
+)
+class ProductListCreateApi(ListCreateApi):
     actions = CATALOG_ACTIONS
+    pagination_class = ByName
+    in_serializer = s.ProductInSerializer
+    out_serializer = s.ProductOutSerializer
 
-    @extend_schema(
-        parameters=PAGINATION_PARAMETERS,
-        responses={200: paginated(s.ProductOutSerializer(many=True), "AdminProduct")},
-    )
-    def get(self, request: Request) -> Response:
-        paginator = ByName()
-        page = paginator.paginate_queryset(services.products_all(), request, view=self)
-        return paginator.get_paginated_response(s.ProductOutSerializer(page, many=True).data)
+    def selector(self) -> QuerySet[Any]:
+        return services.products_all()
 
-    @extend_schema(request=s.ProductInSerializer, responses={201: s.ProductOutSerializer})
-    def post(self, request: Request) -> Response:
-        serializer = s.ProductInSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        product = services.product_create(**serializer.validated_data)
-        return Response(s.ProductOutSerializer(product).data, status=status.HTTP_201_CREATED)
+    def create(self, data: dict[str, Any]) -> Any:
+        return services.product_create(**data)
 
 
-class ProductUpdateApi(APIView):
+@extend_schema_view(
+    patch=extend_schema(request=s.ProductPatchSerializer, responses={200: s.ProductOutSerializer})
+)
+class ProductUpdateApi(UpdateApi):
     actions = CATALOG_ACTIONS
+    patch_serializer = s.ProductPatchSerializer
+    out_serializer = s.ProductOutSerializer
+    partial = True
 
-    @extend_schema(request=s.ProductPatchSerializer, responses={200: s.ProductOutSerializer})
-    def patch(self, request: Request, product_id: UUID) -> Response:
-        serializer = s.ProductPatchSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        product = services.product_update(product_id=product_id, changes=serializer.validated_data)
-        return Response(s.ProductOutSerializer(product).data)
+    def update(self, data: dict[str, Any]) -> Any:
+        return services.product_update(product_id=self.kwargs["product_id"], changes=data)
 
 
-class StoreStockListApi(APIView):
+class BySku(CursorPagination):
+    ordering = ("sku", "id")
+
+
+@extend_schema_view(get=page_schema(s.StockRowSerializer, "AdminStockRow"))
+class StoreStockListApi(ListApi):
     action = "stock.read"
+    pagination_class = BySku
+    out_serializer = s.StockRowSerializer
 
-    class Pagination(CursorPagination):
-        ordering = ("sku", "id")
-
-    @extend_schema(
-        parameters=PAGINATION_PARAMETERS,
-        responses={200: paginated(s.StockRowSerializer(many=True), "AdminStockRow")},
-    )
-    def get(self, request: Request, store_id: UUID) -> Response:
-        paginator = self.Pagination()
-        page = paginator.paginate_queryset(
-            services.store_stock(store_id=store_id), request, view=self
-        )
-        return paginator.get_paginated_response(s.StockRowSerializer(page, many=True).data)
+    def selector(self) -> QuerySet[Any]:
+        return services.store_stock(store_id=self.kwargs["store_id"])
 
 
 class StockAdjustmentCreateApi(APIView):

@@ -10,96 +10,49 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import pytest
-from django.conf import settings
 
 from lokaly_core.accounts.models import Role
 from lokaly_core.orders.models import Order
 from tests.admin.browser import playwright_args
 from tests.factories import PASSWORD, ProductFactory, StockFactory, StoreFactory, UserFactory
+from tests.live import (
+    delete_namespace_keys,
+    free_port,
+    live_environment,
+    session_namespace,
+    spawn,
+    stop,
+    wait_ready,
+)
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (requirements/dev.txt)"
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS", tempfile.gettempdir()))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _test_database_url() -> str:
-    parts = urlsplit(os.environ.get("DATABASE_URL") or settings.DATABASE_URL)
-    return urlunsplit(parts._replace(path="/" + settings.DATABASES["default"]["NAME"]))
 
 
 @pytest.fixture(scope="module")
 def admin_server(django_db_setup: None) -> Iterator[str]:
     """``manage_admin.py serve`` on a free port and the test database; yields its URL."""
-    port = _free_port()
-    prefix = settings.CACHES["default"]["KEY_PREFIX"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "lokaly_admin.settings.test",
-        "DATABASE_URL": _test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "EVENT_STREAM": f"{prefix}-browser:events",
-        "DEAD_LETTER_STREAM": f"{prefix}-browser:events:dead",
-        "CACHE_KEY_PREFIX": f"{prefix}-browser",
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = Path(tempfile.gettempdir()) / f"lokaly-browser-admin-{os.getpid()}.log"
+    port = free_port()
+    namespace = session_namespace("lokaly-browser")
+    env = {**live_environment(namespace), "DJANGO_SETTINGS_MODULE": "lokaly_admin.settings.test"}
     command = ["manage_admin.py", "serve", "--no-migrate", "--port", str(port), "--workers", "1"]
-    server = subprocess.Popen(
-        [sys.executable, *command],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    logs: dict[str, Path] = {}
+    server = spawn("browser-admin", command, env, logs)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, server, log)
+        wait_ready(url, {"admin": server}, logs)
         yield url
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=5)
-
-
-def _wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(
-                f"the admin server did not become ready; its log:\n{log.read_text()[-3000:]}"
-            )
-        time.sleep(0.1)
+        stop(server)
+        delete_namespace_keys(namespace)
 
 
 @pytest.mark.e2e
