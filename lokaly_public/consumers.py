@@ -19,6 +19,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from lokaly_core.accounts.models import Role
 from lokaly_core.accounts.tokens import PUBLIC, validate_access
+from lokaly_core.delivery.selectors import courier_may_watch
 from lokaly_core.orders import selectors
 from lokaly_core.orders.models import Order
 from lokaly_core.orders.realtime import order_group
@@ -56,12 +57,20 @@ def _since_from_scope(scope: dict[str, Any]) -> int | None | bool:
 
 
 def _watch_access(order_id: UUID, user_id: str, role: str) -> int:
-    """0 when the user may watch the order, else the close code."""
+    """0 when the user may watch the order (its customer, or the courier it is or was
+    assigned to, up to delivered), else the close code."""
     row = Order.objects.filter(pk=order_id).values("customer_id").first()
     if row is None:
         return CLOSE_NOT_FOUND
     if role == Role.CUSTOMER and str(row["customer_id"]) == user_id:
         return 0
+    if role == Role.COURIER:
+        try:
+            courier_id = UUID(user_id)
+        except ValueError:
+            return CLOSE_FORBIDDEN
+        if courier_may_watch(order_id=order_id, courier_id=courier_id):
+            return 0
     return CLOSE_FORBIDDEN
 
 

@@ -23,3 +23,7 @@ class IsCustomer(_HasRole):
 
 class IsCustomerOrCourier(_HasRole):
     roles = frozenset({Role.CUSTOMER, Role.COURIER})
+
+
+class IsCourier(_HasRole):
+    roles = frozenset({Role.COURIER})

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from lokaly_core.accounts.models import User
+from lokaly_core.domain import delivery as d
 from lokaly_core.domain import orders as o
 from lokaly_core.domain.services import ItemRequest, PlaceOrder
+
+# Choice sets named once in the OpenAPI schema (``ENUM_NAME_OVERRIDES`` in the settings).
+ORDER_STATUSES = [s.value for s in o.OrderStatus]
+DELIVERY_STATUSES = [s.value for s in d.DeliveryStatus]
+CURRENT_DELIVERY_STATUSES = [
+    s.value for s in d.DeliveryStatus if s in d.ACTIVE_DELIVERY or s is d.DeliveryStatus.DELIVERED
+]
 
 # "Printable characters": printable ASCII, space included (HTTP header values are ASCII).
 PRINTABLE_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
@@ -119,12 +129,28 @@ class OrderItemOutSerializer(serializers.Serializer):
     line_total_cents = serializers.IntegerField()
 
 
+class CourierRefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class OrderDeliverySerializer(serializers.Serializer):
+    """The order's current delivery (assigned, picked up or delivered), else null."""
+
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=CURRENT_DELIVERY_STATUSES)
+    courier = CourierRefSerializer()
+    assigned_at = serializers.DateTimeField()
+    picked_up_at = serializers.DateTimeField(allow_null=True)
+    delivered_at = serializers.DateTimeField(allow_null=True)
+
+
 class OrderOutSerializer(serializers.Serializer):
     """Documentation of the order as returned (rendered by ``order_to_dict``)."""
 
     id = serializers.UUIDField()
     number = serializers.CharField()
-    status = serializers.ChoiceField(choices=[s.value for s in o.OrderStatus])
+    status = serializers.ChoiceField(choices=ORDER_STATUSES)
     status_version = serializers.IntegerField()
     store_id = serializers.UUIDField()
     customer_id = serializers.UUIDField()
@@ -136,7 +162,7 @@ class OrderOutSerializer(serializers.Serializer):
     delivery_address = AddressSerializer()
     note = serializers.CharField()
     cancel_reason = serializers.CharField(allow_null=True)
-    delivery = serializers.JSONField(allow_null=True)
+    delivery = OrderDeliverySerializer(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -147,3 +173,84 @@ class StatusChangeSerializer(serializers.Serializer):
     status_version = serializers.IntegerField()
     occurred_at = serializers.DateTimeField()
     reason = serializers.CharField(allow_null=True)
+
+
+# -- couriers -------------------------------------------------------------------------------
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON ``true`` or ``false`` only (not ``"yes"``, ``1`` or ``"true"``)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class CoordinateField(serializers.FloatField):
+    """A finite JSON number in range (not a string, not a boolean)."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
+class ShiftSerializer(serializers.Serializer):
+    online = StrictBooleanField()
+
+
+class LocationSerializer(serializers.Serializer):
+    lat = CoordinateField(min_value=-90, max_value=90)
+    lng = CoordinateField(min_value=-180, max_value=180)
+
+
+class DeliveryStoreSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    address = serializers.CharField()
+    lat = serializers.FloatField()
+    lng = serializers.FloatField()
+
+
+class DeliveryItemSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+
+
+class DeliverySerializer(serializers.Serializer):
+    """Documentation of a delivery as the courier sees it (rendered by ``delivery_to_dict``)."""
+
+    id = serializers.UUIDField()
+    order_id = serializers.UUIDField()
+    order_number = serializers.CharField()
+    order_status = serializers.ChoiceField(choices=ORDER_STATUSES)
+    status = serializers.ChoiceField(choices=DELIVERY_STATUSES)
+    store = DeliveryStoreSerializer()
+    delivery_address = AddressSerializer()
+    customer_name = serializers.CharField()
+    note = serializers.CharField()
+    items = DeliveryItemSerializer(many=True)
+    assigned_at = serializers.DateTimeField()
+    picked_up_at = serializers.DateTimeField(allow_null=True)
+    delivered_at = serializers.DateTimeField(allow_null=True)
+
+
+# -- notifications --------------------------------------------------------------------------
+
+
+class NotificationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    type = serializers.CharField()
+    title = serializers.CharField()
+    body = serializers.CharField()
+    order_id = serializers.UUIDField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
+
+
+class NotificationFilterSerializer(serializers.Serializer):
+    unread = serializers.BooleanField(required=False, default=False)

@@ -2,7 +2,7 @@ from django.urls import path
 
 from lokaly_core.web import errors
 from lokaly_core.web.urls import service_urlpatterns
-from lokaly_public import views
+from lokaly_public import courier_views, notification_views, views
 
 urlpatterns = [
     *service_urlpatterns,
@@ -16,6 +16,26 @@ urlpatterns = [
     path("api/orders/<uuid:order_id>", views.OrderDetailApi.as_view()),
     path("api/orders/<uuid:order_id>/history", views.OrderHistoryApi.as_view()),
     path("api/orders/<uuid:order_id>/cancel", views.OrderCancelApi.as_view()),
+    path("api/courier/shift", courier_views.CourierShiftApi.as_view()),
+    path("api/courier/location", courier_views.CourierLocationApi.as_view()),
+    path("api/courier/deliveries", courier_views.CourierDeliveryListApi.as_view()),
+    path(
+        "api/courier/deliveries/<uuid:delivery_id>/pickup",
+        courier_views.CourierDeliveryPickupApi.as_view(),
+    ),
+    path(
+        "api/courier/deliveries/<uuid:delivery_id>/complete",
+        courier_views.CourierDeliveryCompleteApi.as_view(),
+    ),
+    path(
+        "api/courier/deliveries/<uuid:delivery_id>/decline",
+        courier_views.CourierDeliveryDeclineApi.as_view(),
+    ),
+    path("api/notifications", notification_views.NotificationListApi.as_view()),
+    path(
+        "api/notifications/<uuid:notification_id>/read",
+        notification_views.NotificationReadApi.as_view(),
+    ),
 ]
 
 handler400 = errors.bad_request

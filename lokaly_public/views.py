@@ -143,6 +143,7 @@ class OrderListCreateApi(APIView):
     permission_classes = [IsCustomer]
 
     @extend_schema(
+        operation_id="orders_list",
         parameters=PAGINATION_PARAMETERS,
         responses={200: paginated(s.OrderOutSerializer(many=True), "Order")},
     )

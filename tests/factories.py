@@ -1,10 +1,23 @@
 from __future__ import annotations
 
+from typing import Any
+
 import factory
+from django.utils import timezone
 
 from lokaly_core.accounts.models import Role, User
 from lokaly_core.catalog.models import Product, Store
+from lokaly_core.delivery.models import CourierState
+from lokaly_core.delivery.models import Delivery as DeliveryRow
+from lokaly_core.domain.delivery import (
+    DispatchOutcome,
+    DispatchPolicy,
+    courier_set_shift,
+    dispatch_order,
+)
+from lokaly_core.domain.services import order_reserve_stock
 from lokaly_core.inventory.models import Stock
+from lokaly_core.orders.uow import DjangoUnitOfWork
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -53,3 +66,27 @@ class StockFactory(factory.django.DjangoModelFactory):
     product = factory.SubFactory(ProductFactory)
     on_hand = 10
     reserved = 0
+
+
+# -- couriers ---------------------------------------------------------------------------------
+
+
+def courier_on_shift(courier: User | None = None, *, lat: float = 52.37, lng: float = 4.89) -> User:
+    """A courier (new unless given), online through the domain, located at (lat, lng)."""
+    courier = courier or UserFactory(role=Role.COURIER)
+    courier_set_shift(
+        uow=DjangoUnitOfWork(), clock=timezone.now, courier_id=courier.id, online=True
+    )
+    CourierState.objects.filter(pk=courier.id).update(lat=lat, lng=lng, location_at=timezone.now())
+    return courier
+
+
+def dispatch_confirmed(order_id: Any) -> DeliveryRow:
+    """Reserve a pending order's stock (-> confirmed) and dispatch it, as the worker does;
+    the delivery it got (some courier must be on shift)."""
+    order_reserve_stock(uow=DjangoUnitOfWork(), clock=timezone.now, order_id=order_id)
+    result = dispatch_order(
+        uow=DjangoUnitOfWork(), clock=timezone.now, order_id=order_id, policy=DispatchPolicy()
+    )
+    assert result.outcome is DispatchOutcome.ASSIGNED, result
+    return DeliveryRow.objects.get(order_id=order_id, status="assigned")

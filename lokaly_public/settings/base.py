@@ -60,6 +60,11 @@ SPECTACULAR_SETTINGS = {
     **SPECTACULAR_SETTINGS,  # noqa: F405
     "TITLE": "Lokaly public API",
     "DESCRIPTION": "Customers and couriers. Error shape, pagination and auth: see docs/api.md.",
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "lokaly_public.serializers.ORDER_STATUSES",
+        "DeliveryStatusEnum": "lokaly_public.serializers.DELIVERY_STATUSES",
+        "CurrentDeliveryStatusEnum": "lokaly_public.serializers.CURRENT_DELIVERY_STATUSES",
+    },
 }
 
 # What ``manage_public.py serve`` runs (see lokaly_core/management/commands/serve.py).

@@ -231,12 +231,13 @@ def test_list_makes_the_same_number_of_queries_whatever_the_page_size(
     for _ in range(30):
         make_order(stock, confirm=False)
 
-    # the user behind the token, the page of orders with customers, their lines
+    # the user behind the token, the page of orders with customers, their lines, their
+    # current deliveries
     for size in (1, 10, 30):
-        with django_assert_max_num_queries(3):
+        with django_assert_max_num_queries(4):
             response = admin.get(f"/api/admin/orders?page_size={size}")
         assert len(response.json()["results"]) == size
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):
         response = admin.get(
             "/api/admin/orders",
             {"page_size": 30, "search": "LK-", "status": "pending", "store_id": stock.store_id},
@@ -322,8 +323,8 @@ def test_detail_makes_a_fixed_number_of_queries(
 ) -> None:
     order = make_order(stock)
 
-    # user, order with customer and picking, lines, history, events
-    with django_assert_max_num_queries(5):
+    # user, order with customer and picking, lines, current delivery, history, events
+    with django_assert_max_num_queries(6):
         assert admin.get(f"/api/admin/orders/{order.id}").status_code == 200
 
 

@@ -152,8 +152,8 @@ def test_list_query_count_does_not_grow_with_the_page(
     for _ in range(20):
         place(customer, (product, 3))
 
-    # user, orders, their lines
-    with django_assert_max_num_queries(3):
+    # user, orders, their lines, their current deliveries
+    with django_assert_max_num_queries(4):
         response = client.get(ORDERS)
 
     assert len(response.json()["results"]) == 20
