@@ -287,12 +287,26 @@ class StreamWorker:
                 idempotency.prune_expired()
         except Exception:
             logger.exception("outbox sweep or pruning failed; will try again")
+        self._run_periodic_tasks()
         try:
             self.retry_due()
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._recreate_group()
+
+    def _run_periodic_tasks(self) -> None:
+        """The registry's ``@every_tick`` tasks (e.g. dispatching due orders); a failure is
+        logged and the task runs again at the next turn, never stopping the loop."""
+        for task in self.registry.periodic_tasks():
+            try:
+                task()
+            except Exception:
+                logger.exception(
+                    "periodic task failed; will try again",
+                    extra={"task": getattr(task, "__name__", repr(task))},
+                )
+                close_old_connections()
 
     def _drain_own_pending(self) -> None:
         """A restarted consumer first finishes what it had read before it stopped."""

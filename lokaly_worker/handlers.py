@@ -6,10 +6,13 @@ import logging
 
 from django.utils import timezone
 
+from lokaly_core.broadcast import get_broadcaster
 from lokaly_core.domain.orders import OrderStatus
 from lokaly_core.domain.picking import order_advance_to
 from lokaly_core.domain.services import order_reserve_stock
 from lokaly_core.events import (
+    CourierAvailable,
+    DeliveryAssigned,
     Envelope,
     EventPayload,
     OrderCreated,
@@ -17,10 +20,11 @@ from lokaly_core.events import (
     PickingCompleted,
     PickingStarted,
 )
+from lokaly_core.notifications.services import notify_for_event
 from lokaly_core.orders.realtime import order_group, status_changed_message
 from lokaly_core.orders.uow import DjangoUnitOfWork
-from lokaly_core.broadcast import get_broadcaster
-from lokaly_worker.registry import handles
+from lokaly_worker.dispatch import dispatch_one, dispatch_waiting
+from lokaly_worker.registry import every_tick, handles
 
 logger = logging.getLogger("lokaly.worker.handlers")
 
@@ -76,3 +80,38 @@ def order_to_ready(envelope: Envelope, event: EventPayload) -> None:
         order_id=event.order_id,
         target=OrderStatus.READY,
     )
+
+
+# -- delivery ---------------------------------------------------------------------------
+
+
+@handles(OrderStatusChanged.TYPE)
+def dispatch_confirmed_order(envelope: Envelope, event: EventPayload) -> None:
+    """A newly confirmed order gets a courier, or joins the dispatch queue."""
+    assert isinstance(event, OrderStatusChanged)
+    if event.status != OrderStatus.CONFIRMED:
+        return
+    dispatch_one(event.order_id, joined=True, event_id=envelope.event_id, via=envelope.type)
+
+
+@handles(CourierAvailable.TYPE, transactional=False)
+def dispatch_to_available_courier(envelope: Envelope, event: EventPayload) -> None:
+    """A courier is free: the queue is served, longest waiting first, one transaction per
+    order. Not deduplicated: a second run only finds fewer orders or no free courier."""
+    assert isinstance(event, CourierAvailable)
+    dispatch_waiting(due_only=False, event_id=envelope.event_id, via=envelope.type)
+
+
+@every_tick
+def dispatch_due_orders() -> None:
+    """Orders whose backoff has passed are tried again (a courier may have come free
+    without an event reaching this worker, e.g. one dead-lettered)."""
+    dispatch_waiting(due_only=True, event_id=None, via="retry")
+
+
+# -- notifications ----------------------------------------------------------------------
+
+
+@handles(OrderStatusChanged.TYPE, DeliveryAssigned.TYPE)
+def write_notifications(envelope: Envelope, event: EventPayload) -> None:
+    notify_for_event(envelope=envelope, event=event)

@@ -2,6 +2,9 @@
 
 A transactional handler runs inside one database transaction together with the event's
 dedup marker, so its effects happen once even when the event is delivered twice.
+
+``@every_tick`` registers a periodic task the worker runs in its maintenance turn (about
+twice a second); a failing task is logged and run again at the next turn.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from lokaly_core.events import Envelope, EventPayload
 
 HandlerFn = Callable[[Envelope, EventPayload], None]
+TaskFn = Callable[[], object]
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class Handler:
 class Registry:
     def __init__(self) -> None:
         self._by_type: dict[str, list[Handler]] = defaultdict(list)
+        self._periodic: list[TaskFn] = []
 
     def handles(
         self, *event_types: str, transactional: bool = True
@@ -42,6 +47,14 @@ class Registry:
     def for_type(self, event_type: str) -> list[Handler]:
         return list(self._by_type.get(event_type, ()))
 
+    def every_tick(self, fn: TaskFn) -> TaskFn:
+        self._periodic.append(fn)
+        return fn
+
+    def periodic_tasks(self) -> list[TaskFn]:
+        return list(self._periodic)
+
 
 registry = Registry()
 handles = registry.handles
+every_tick = registry.every_tick

@@ -1,0 +1,128 @@
+"""Notifications: which event tells whom what, and when a failed send is tried again.
+
+Pure rules; ``lokaly_core.notifications.services`` stores the drafts and sends them.
+
+- ``order.status_changed`` -> the customer: to ``confirmed``: ``order.confirmed``; to
+  ``cancelled`` with reason ``out_of_stock``: ``order.out_of_stock``, with any other
+  reason: ``order.cancelled``; to ``out_for_delivery``: ``order.picked_up``; to
+  ``delivered``: ``order.delivered``;
+- ``delivery.assigned`` -> the courier: ``delivery.assigned``.
+
+Sending is at least once; ``SendPolicy`` says when a failed send is tried again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from lokaly_core.domain.orders import OUT_OF_STOCK, OrderStatus
+from lokaly_core.events import DeliveryAssigned, EventPayload, OrderStatusChanged
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationDraft:
+    user_id: uuid.UUID
+    type: str
+    title: str
+    body: str
+    order_id: uuid.UUID | None
+
+
+def notifies(event: EventPayload) -> bool:
+    """Whether ``notification_drafts`` has something to say about the event (so callers
+    look up the order number only when it is needed)."""
+    if isinstance(event, OrderStatusChanged):
+        return event.status in _CUSTOMER_STATUSES
+    return isinstance(event, DeliveryAssigned)
+
+
+_CUSTOMER_STATUSES = frozenset(
+    {
+        OrderStatus.CONFIRMED,
+        OrderStatus.CANCELLED,
+        OrderStatus.OUT_FOR_DELIVERY,
+        OrderStatus.DELIVERED,
+    }
+)
+
+
+def notification_drafts(event: EventPayload, *, order_number: str) -> list[NotificationDraft]:
+    """The notifications the event causes (none for most events)."""
+    if isinstance(event, OrderStatusChanged):
+        draft = _customer_draft(event, order_number)
+        return [draft] if draft else []
+    if isinstance(event, DeliveryAssigned):
+        return [
+            NotificationDraft(
+                user_id=event.courier_id,
+                type="delivery.assigned",
+                title="New delivery",
+                body=f"Order {order_number} is yours to deliver. Head to the store.",
+                order_id=event.order_id,
+            )
+        ]
+    return []
+
+
+def _customer_draft(event: OrderStatusChanged, number: str) -> NotificationDraft | None:
+    status = event.status
+    if status == OrderStatus.CONFIRMED:
+        kind, title, body = (
+            "order.confirmed",
+            "Order confirmed",
+            f"Your order {number} is confirmed; the store will pick it soon.",
+        )
+    elif status == OrderStatus.CANCELLED and event.reason == OUT_OF_STOCK:
+        kind, title, body = (
+            "order.out_of_stock",
+            "Order cancelled: out of stock",
+            f"Sorry, some items of your order {number} are out of stock, so it was cancelled.",
+        )
+    elif status == OrderStatus.CANCELLED:
+        kind, title, body = ("order.cancelled", "Order cancelled", _cancelled_body(event, number))
+    elif status == OrderStatus.OUT_FOR_DELIVERY:
+        kind, title, body = (
+            "order.picked_up",
+            "On its way",
+            f"A courier has picked up your order {number} and is on the way.",
+        )
+    elif status == OrderStatus.DELIVERED:
+        kind, title, body = (
+            "order.delivered",
+            "Delivered",
+            f"Your order {number} has been delivered. Enjoy!",
+        )
+    else:
+        return None
+    return NotificationDraft(
+        user_id=event.customer_id, type=kind, title=title, body=body, order_id=event.order_id
+    )
+
+
+def _cancelled_body(event: OrderStatusChanged, number: str) -> str:
+    reason = (event.reason or "").strip()
+    suffix = f" Reason: {reason[:300]}" if reason else ""
+    return f"Your order {number} was cancelled.{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class SendPolicy:
+    """How often a failing send is tried, and how long to wait in between."""
+
+    max_attempts: int = 6
+    retry_base_ms: int = 1_000
+    retry_max_ms: int = 300_000
+
+    def gives_up(self, attempts: int) -> bool:
+        """After ``attempts`` failed sends, whether the notification is marked failed."""
+        return attempts >= self.max_attempts
+
+    def next_attempt(self, notification_id: uuid.UUID, attempts: int, now: datetime) -> datetime:
+        """Exponential backoff with deterministic jitter (50-100 % of the capped delay)."""
+        ceiling = min(self.retry_base_ms * 2 ** max(attempts - 1, 0), self.retry_max_ms)
+        key = f"{notification_id}:{attempts}".encode()
+        jitter = int(hashlib.blake2s(key, digest_size=2).hexdigest(), 16) / 0xFFFF
+        return now + timedelta(milliseconds=ceiling * (0.5 + 0.5 * jitter))
