@@ -31,6 +31,7 @@ from django.utils import timezone
 from lokaly_core.events import Envelope, UnknownEventType
 from lokaly_core.orders import idempotency
 from lokaly_core.outbox import relay
+from lokaly_core.outbox import settle as outbox
 from lokaly_core.outbox.models import ProcessedEvent
 from lokaly_core.redis_client import get_redis
 from lokaly_worker.registry import Handler, Registry
@@ -100,6 +101,7 @@ class StreamWorker:
         self._next_maintenance = 0.0
         self._next_prune = 0.0
         self._acks: list[str] = []
+        self._settled: list[str] = []  # event ids of the entries in _acks
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -206,7 +208,7 @@ class StreamWorker:
                 return True
             self.redis.hset(self.failures_key, entry_id, error[:2000])
             return False
-        self._ack(entry_id)
+        self._ack(entry_id, envelope.event_id)
         self.stats.processed += 1
         self.stats.by_type[envelope.type] = self.stats.by_type.get(envelope.type, 0) + 1
         logger.info(
@@ -228,14 +230,21 @@ class StreamWorker:
                 return
             handler.fn(envelope, payload)
 
-    def _ack(self, entry_id: str) -> None:
+    def _ack(self, entry_id: str, event_id: Any = None) -> None:
         """Queue the ack; it is sent with the others of the batch, after their commits."""
         self._acks.append(entry_id)
+        if event_id is not None:
+            self._settled.append(str(event_id))
 
     def flush_acks(self) -> None:
         if not self._acks:
             return
         ids, self._acks = self._acks, []
+        settled, self._settled = self._settled, []
+        if settled:
+            # Marked before the ack: a crash in between leaves the entry pending (it is
+            # processed again, a no-op thanks to the dedup markers), never acked unmarked.
+            outbox.mark_settled(settled, column="processed_at")
         pipe = self.redis.pipeline(transaction=False)
         pipe.xack(self.config.stream, self.config.group, *ids)
         pipe.hdel(self.failures_key, *ids)
@@ -260,6 +269,9 @@ class StreamWorker:
         )
         pipe.xack(self.config.stream, self.config.group, entry_id)
         pipe.hdel(self.failures_key, entry_id)
+        event_id = _text(fields.get(b"event_id", b""))
+        if event_id:
+            outbox.mark_settled([event_id], column="dead_lettered_at")
         pipe.execute()
         self.stats.dead_lettered += 1
         logger.error(

@@ -8,7 +8,7 @@ from django.db.models import Q
 
 from lokaly_core.domain.delivery import ACTIVE_DELIVERY, DeliveryStatus
 
-_ACTIVE = Q(status__in=[s.value for s in ACTIVE_DELIVERY])
+_ACTIVE = Q(status__in=sorted(s.value for s in ACTIVE_DELIVERY))
 
 
 class CourierState(models.Model):

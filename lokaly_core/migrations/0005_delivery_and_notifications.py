@@ -80,11 +80,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='delivery',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['picked_up', 'assigned'])), fields=('order',), name='delivery_one_active_per_order'),
+            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['assigned', 'picked_up'])), fields=('order',), name='delivery_one_active_per_order'),
         ),
         migrations.AddConstraint(
             model_name='delivery',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['picked_up', 'assigned'])), fields=('courier',), name='delivery_one_active_per_courier'),
+            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['assigned', 'picked_up'])), fields=('courier',), name='delivery_one_active_per_courier'),
         ),
         migrations.AddIndex(
             model_name='courierstate',

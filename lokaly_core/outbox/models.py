@@ -9,6 +9,10 @@ class OutboxEvent(models.Model):
 
     ``published_at`` is set once the event is on the Redis stream; rows left unpublished
     (a crash between commit and publish) are swept and published by the relay.
+    ``processed_at`` is set by the worker once every handler of the event has committed
+    (just before the stream entry is acked), ``dead_lettered_at`` when the event went to
+    the dead-letter stream instead. A published row with neither, long after publishing,
+    was lost from Redis: ``events reconcile`` publishes it again.
     """
 
     event_id = models.UUIDField(primary_key=True)
@@ -20,6 +24,8 @@ class OutboxEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
     stream_id = models.CharField(max_length=40, blank=True, default="")
+    processed_at = models.DateTimeField(null=True, blank=True)
+    dead_lettered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -28,6 +34,15 @@ class OutboxEvent(models.Model):
                 fields=["created_at"],
                 name="outbox_unpublished_idx",
                 condition=Q(published_at__isnull=True),
+            ),
+            models.Index(
+                fields=["published_at"],
+                name="outbox_unsettled_idx",
+                condition=Q(
+                    published_at__isnull=False,
+                    processed_at__isnull=True,
+                    dead_lettered_at__isnull=True,
+                ),
             ),
         ]
 
