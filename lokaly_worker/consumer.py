@@ -3,17 +3,23 @@
 One class owns delivery so handlers stay thin:
 - entries are read with XREADGROUP; an entry is acked only after its handlers' database
   transactions committed, each together with its dedup marker (``ProcessedEvent``);
-- a failed entry stays pending; it is claimed again (XCLAIM) once it has been idle for
-  its backoff, computed from Redis' own delivery count, so a crash counts as an attempt;
-- an entry pending on a consumer that has gone quiet for ``EVENT_CLAIM_IDLE_MS`` is
-  claimed by another consumer;
-- after ``EVENT_MAX_ATTEMPTS`` deliveries the entry goes to the dead-letter stream with
-  its envelope, error and attempt count, and is acked, so it never blocks the ones behind.
+- a failed entry stays pending; it is claimed again (XPENDING, then XCLAIM) once it has
+  been idle for its backoff, computed from Redis' own delivery count, so a crash counts as
+  an attempt;
+- an entry pending on a consumer that has gone quiet for ``EVENT_CLAIM_IDLE_MS`` (killed
+  mid-handler) is claimed by another consumer with XAUTOCLAIM; a restarted consumer first
+  takes back its own pending entries, with their backoff;
+- after the type's ``max_attempts`` deliveries (``EVENT_MAX_ATTEMPTS``, or
+  ``EVENT_RETRY_POLICIES``) the entry goes to the dead-letter stream with its envelope,
+  error and attempt count, and is acked, so it never blocks the ones behind; an entry that
+  was delivered that often without ever finishing (its handler kills the process) goes
+  there without running again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -25,6 +31,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
@@ -34,11 +41,13 @@ from lokaly_core.outbox import relay
 from lokaly_core.outbox import settle as outbox
 from lokaly_core.outbox.models import ProcessedEvent
 from lokaly_core.redis_client import get_redis
+from lokaly_worker import metrics
 from lokaly_worker.registry import Handler, Registry
 
 logger = logging.getLogger("lokaly.worker")
 
 FAILURES_KEY_SUFFIX = ":failures"
+STOPPED_MID_HANDLER = "the worker stopped while handling it (killed, crashed or too slow)"
 
 
 def backoff_ms(attempt: int, entry_id: str, *, base_ms: int, max_ms: int) -> int:
@@ -46,6 +55,16 @@ def backoff_ms(attempt: int, entry_id: str, *, base_ms: int, max_ms: int) -> int
     ceiling = min(base_ms * 2 ** max(attempt - 1, 0), max_ms)
     jitter = int(hashlib.blake2s(entry_id.encode(), digest_size=2).hexdigest(), 16) / 0xFFFF
     return int(ceiling * (0.5 + 0.5 * jitter))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_ms: int
+    max_ms: int
+
+    def backoff_ms(self, attempt: int, entry_id: str) -> int:
+        return backoff_ms(attempt, entry_id, base_ms=self.base_ms, max_ms=self.max_ms)
 
 
 @dataclass
@@ -62,6 +81,26 @@ class WorkerConfig:
     batch: int = 64
     maintenance_every_s: float = 0.5
     prune_every_s: float = 60.0
+    # Per event type, keys of RetryPolicy; missing keys take the three values above.
+    retry_policies: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def policy(self, event_type: str | None) -> RetryPolicy:
+        values = {
+            "max_attempts": self.max_attempts,
+            "base_ms": self.retry_base_ms,
+            "max_ms": self.retry_max_ms,
+            **self.retry_policies.get(event_type or "", {}),
+        }
+        return RetryPolicy(**values)
+
+    def validate(self) -> None:
+        for event_type, overrides in self.retry_policies.items():
+            unknown = set(overrides) - {"max_attempts", "base_ms", "max_ms"}
+            if unknown or not all(isinstance(v, int) and v > 0 for v in overrides.values()):
+                raise ImproperlyConfigured(
+                    f"EVENT_RETRY_POLICIES[{event_type!r}] must map max_attempts, base_ms "
+                    f"and max_ms to positive integers, not {overrides!r}"
+                )
 
     @classmethod
     def from_settings(cls, consumer: str | None = None, **overrides: Any) -> WorkerConfig:
@@ -74,9 +113,12 @@ class WorkerConfig:
             "retry_base_ms": settings.EVENT_RETRY_BASE_MS,
             "retry_max_ms": settings.EVENT_RETRY_MAX_MS,
             "claim_idle_ms": settings.EVENT_CLAIM_IDLE_MS,
+            "retry_policies": dict(getattr(settings, "EVENT_RETRY_POLICIES", {})),
         }
         values.update(overrides)
-        return cls(**values)
+        config = cls(**values)
+        config.validate()
+        return config
 
 
 @dataclass
@@ -102,6 +144,7 @@ class StreamWorker:
         self._next_prune = 0.0
         self._acks: list[str] = []
         self._settled: list[str] = []  # event ids of the entries in _acks
+        self._autoclaim_cursor = "0-0"
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -143,6 +186,8 @@ class StreamWorker:
     def tick(self) -> int:
         """One turn of the loop: maintenance when due, then one blocking read."""
         self._maintenance_if_due()
+        if self.stopping.is_set():  # stopping reads nothing more (see run_worker)
+            return 0
         return self.run_once()
 
     def run_once(self) -> int:
@@ -191,26 +236,37 @@ class StreamWorker:
             "entry_id": entry_id,
             "aggregate_id": str(envelope.aggregate_id),
         }
+        policy = self.config.policy(envelope.type)
+        if attempt > policy.max_attempts:
+            # Delivered max_attempts times and never finished: its handler takes the
+            # process down (or outlives the claim idle time), so it is not run again.
+            error = self._last_error(entry_id) or STOPPED_MID_HANDLER
+            self._dead_letter(entry_id, fields, error=error, attempts=attempt - 1)
+            return True
         try:
             payload = envelope.parse()
             for handler in self.registry.for_type(envelope.type):
                 self._run_handler(handler, envelope, payload)
         except UnknownEventType:
-            logger.warning("no handler knows this event type; acking it", extra=log)
+            logger.warning(
+                "no handler knows this event type; acking it", extra={**log, "outcome": "ignored"}
+            )
         except Exception as exc:
             self.stats.failed += 1
+            metrics.event_handled(envelope.type, time.monotonic() - started, ok=False)
             error = f"{type(exc).__name__}: {exc}"
             logger.warning(
                 "handler failed", extra={**log, "outcome": "failed", "error": error}, exc_info=True
             )
-            if attempt >= self.config.max_attempts:
+            if attempt >= policy.max_attempts:
                 self._dead_letter(entry_id, fields, error=error, attempts=attempt)
                 return True
-            self.redis.hset(self.failures_key, entry_id, error[:2000])
+            self._record_failure(entry_id, envelope.type, error)
             return False
         self._ack(entry_id, envelope.event_id)
         self.stats.processed += 1
         self.stats.by_type[envelope.type] = self.stats.by_type.get(envelope.type, 0) + 1
+        metrics.event_handled(envelope.type, time.monotonic() - started, ok=True)
         logger.info(
             "event processed",
             extra={**log, "outcome": "ok", "ms": round((time.monotonic() - started) * 1000, 2)},
@@ -274,11 +330,14 @@ class StreamWorker:
             outbox.mark_settled([event_id], column="dead_lettered_at")
         pipe.execute()
         self.stats.dead_lettered += 1
+        metrics.event_dead_lettered(_text(fields.get(b"type", b"")))
         logger.error(
             "event dead-lettered",
             extra={
                 "entry_id": entry_id,
                 "event_id": _text(fields.get(b"event_id", b"")),
+                "event_type": _text(fields.get(b"type", b"")),
+                "attempt": attempts,
                 "attempts": attempts,
                 "error": error,
                 "outcome": "dead_letter",
@@ -321,46 +380,151 @@ class StreamWorker:
                 close_old_connections()
 
     def _drain_own_pending(self) -> None:
-        """A restarted consumer first finishes what it had read before it stopped."""
-        response = self.redis.xreadgroup(
-            self.config.group, self.config.consumer, {self.config.stream: "0"}, count=1000
+        """A restarted consumer first takes back what it had read before it stopped.
+
+        Redis' delivery count says how many attempts each entry had, the one this consumer
+        died in included: the entry waits its backoff (recorded as a failure, so
+        ``retry_due`` runs it once due), and one that had all its attempts goes to the dead
+        letters without running again (its handler may be what killed the process).
+        """
+        cfg = self.config
+        pending = self.redis.xpending_range(
+            cfg.stream, cfg.group, min="-", max="+", count=1000, consumername=cfg.consumer
         )
-        for _stream, entries in response or []:
-            for entry_id, fields in entries:
-                if fields:
-                    self.process(_text(entry_id), fields, attempt=2)
+        for info in pending:
+            entry_id = _text(info["message_id"])
+            found = self.redis.xrange(cfg.stream, min=entry_id, max=entry_id)
+            event_type = _text(found[0][1].get(b"type", b"")) if found else ""
+            delivered = int(info["times_delivered"])
+            if self._failure(entry_id) is None:
+                self._record_failure(entry_id, event_type, STOPPED_MID_HANDLER)
+            wait = self._retry_wait_ms(entry_id, event_type, delivered)
+            if delivered >= cfg.policy(event_type).max_attempts:
+                wait = 0
+            idle = int(info["time_since_delivered"])
+            if idle >= wait:
+                self._claim_and_process(entry_id, idle, attempt=delivered + 1)
         self.flush_acks()
 
     def retry_due(self) -> int:
-        """Claim and re-run pending entries whose backoff (or claim idle time) has passed."""
+        """Re-run failed entries whose backoff has passed, then take over the entries of
+        consumers presumed dead."""
+        retried = self._retry_failed() + self._claim_abandoned()
+        self.flush_acks()
+        return retried
+
+    def _retry_failed(self) -> int:
+        """Failed entries are selected with XPENDING rather than XAUTOCLAIM: each has a
+        backoff of its own (its type's policy, its delivery count, its jitter), which
+        XAUTOCLAIM's single idle time cannot express."""
         cfg = self.config
         pending = self.redis.xpending_range(
-            cfg.stream, cfg.group, min="-", max="+", count=200, idle=cfg.retry_base_ms // 2
+            cfg.stream, cfg.group, min="-", max="+", count=200, idle=self._shortest_wait_ms()
         )
         if not pending:
             return 0
         ids = [_text(p["message_id"]) for p in pending]
-        failed = self.redis.hmget(self.failures_key, ids)
+        failures = self.redis.hmget(self.failures_key, ids)
         retried = 0
-        for info, entry_id, error in zip(pending, ids, failed, strict=True):
+        for info, entry_id, raw in zip(pending, ids, failures, strict=True):
+            if raw is None:
+                continue  # in flight, or its consumer died: _claim_abandoned's business
             delivered = int(info["times_delivered"])
-            if error is not None:
-                wait = backoff_ms(
-                    delivered, entry_id, base_ms=cfg.retry_base_ms, max_ms=cfg.retry_max_ms
-                )
-            else:
-                wait = cfg.claim_idle_ms
-            if int(info["time_since_delivered"]) < wait:
-                continue
-            claimed = self.redis.xclaim(cfg.stream, cfg.group, cfg.consumer, wait, [entry_id])
-            for claimed_id, fields in claimed:
-                if not fields:  # trimmed away meanwhile: nothing left to process
-                    self._ack(_text(claimed_id))
-                    continue
-                retried += 1
-                self.process(_text(claimed_id), fields, attempt=delivered + 1)
-        self.flush_acks()
+            idle = int(info["time_since_delivered"])
+            if idle >= self._retry_wait_ms(entry_id, _parse_failure(raw)["type"], delivered):
+                retried += self._claim_and_process(entry_id, idle, attempt=delivered + 1)
         return retried
+
+    def _claim_abandoned(self) -> int:
+        """XAUTOCLAIM the entries idle past ``claim_idle_ms``: their consumer was killed
+        mid-handler (or is stuck). The claim counts as a delivery, so the attempt is the
+        entry's delivery count after it, read back with XPENDING."""
+        cfg = self.config
+        response = self.redis.xautoclaim(
+            cfg.stream,
+            cfg.group,
+            cfg.consumer,
+            cfg.claim_idle_ms,
+            start_id=self._autoclaim_cursor,
+            count=cfg.batch,
+        )
+        self._autoclaim_cursor = _text(response[0])
+        live = []
+        for entry_id, fields in response[1]:
+            if fields:
+                live.append((_text(entry_id), fields))
+            else:  # trimmed away (Redis 6.2 returns it empty): nothing left to process
+                self._ack(_text(entry_id))
+        if not live:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id, _fields in live:
+            pipe.xpending_range(
+                cfg.stream,
+                cfg.group,
+                min=entry_id,
+                max=entry_id,
+                count=1,
+                consumername=cfg.consumer,
+            )
+        for (entry_id, fields), info in zip(live, pipe.execute(), strict=True):
+            attempt = int(info[0]["times_delivered"]) if info else 1
+            logger.warning(
+                "claimed an event from a consumer presumed dead",
+                extra={"entry_id": entry_id, "attempt": attempt, "consumer": cfg.consumer},
+            )
+            metrics.event_retried(_text(fields.get(b"type", b"")))
+            self.process(entry_id, fields, attempt=attempt)
+        return len(live)
+
+    def _claim_and_process(self, entry_id: str, min_idle_ms: int, *, attempt: int) -> int:
+        """XCLAIM the entry if it is still idle ``min_idle_ms`` (no other consumer took it
+        meanwhile), then process it; 1 when it was processed."""
+        cfg = self.config
+        claimed = self.redis.xclaim(cfg.stream, cfg.group, cfg.consumer, min_idle_ms, [entry_id])
+        done = 0
+        for claimed_id, fields in claimed:
+            if not fields:  # trimmed away meanwhile: nothing left to process
+                self._ack(_text(claimed_id))
+                continue
+            done += 1
+            metrics.event_retried(_text(fields.get(b"type", b"")))
+            self.process(_text(claimed_id), fields, attempt=attempt)
+        return done
+
+    def _retry_wait_ms(self, entry_id: str, event_type: str | None, delivered: int) -> int:
+        """The backoff after ``delivered`` attempts, capped at the claim idle time: an entry
+        idle that long is taken by XAUTOCLAIM anyway."""
+        backoff = self.config.policy(event_type).backoff_ms(delivered, entry_id)
+        return min(backoff, self.config.claim_idle_ms)
+
+    def _shortest_wait_ms(self) -> int:
+        bases = [self.config.retry_base_ms]
+        bases += [p["base_ms"] for p in self.config.retry_policies.values() if "base_ms" in p]
+        return min(min(bases) // 2, self.config.claim_idle_ms)
+
+    def _record_failure(self, entry_id: str, event_type: str, error: str) -> None:
+        record = json.dumps({"type": event_type, "error": error[:2000]})
+        self.redis.hset(self.failures_key, entry_id, record)
+
+    def _failure(self, entry_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(self.failures_key, entry_id)
+        return None if raw is None else _parse_failure(raw)
+
+    def _last_error(self, entry_id: str) -> str | None:
+        failure = self._failure(entry_id)
+        return None if failure is None else str(failure["error"])
+
+
+def _parse_failure(raw: bytes | str) -> dict[str, Any]:
+    """A failure record: ``{"type", "error"}`` (a bare error string before policies)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if isinstance(value, dict) and "error" in value:
+        return value
+    return {"type": None, "error": _text(raw)}
 
 
 def _mark_processed(envelope: Envelope, handler: Handler) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import OperationalError, connection
 from rest_framework.test import APIClient
 
 from lokaly_core.accounts.models import Role, User
@@ -62,6 +62,35 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+def _flush_retrying_deadlocks(original: Callable[..., None]) -> Callable[..., None]:
+    """The flush between transactional tests TRUNCATEs every table at once; a live
+    server or worker process of an e2e test (still running: its fixture is module-scoped)
+    may hold a row lock in a maintenance transaction and wait on a table the TRUNCATE
+    already locked. PostgreSQL then aborts one of the two; when it is the flush, retry."""
+
+    def execute_sql_flush(self: Any, sql_list: Any) -> None:
+        for attempt in range(5):
+            try:
+                return original(self, sql_list)
+            except OperationalError as exc:
+                if "deadlock" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        return None
+
+    return execute_sql_flush
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_survives_deadlocks() -> Iterator[None]:
+    from django.db.backends.base.operations import BaseDatabaseOperations  # noqa: PLC0415
+
+    original = BaseDatabaseOperations.execute_sql_flush
+    BaseDatabaseOperations.execute_sql_flush = _flush_retrying_deadlocks(original)  # type: ignore[method-assign]
+    yield
+    BaseDatabaseOperations.execute_sql_flush = original  # type: ignore[method-assign]
 
 
 @pytest.fixture

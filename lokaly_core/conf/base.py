@@ -6,6 +6,7 @@ REDIS_URL the embedded development servers are started (lokaly_core.conf.embedde
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -99,12 +100,39 @@ EVENT_CONSUMER_GROUP = env("EVENT_CONSUMER_GROUP", "lokaly-worker")
 EVENT_MAX_ATTEMPTS = env_int("EVENT_MAX_ATTEMPTS", 5)
 EVENT_RETRY_BASE_MS = env_int("EVENT_RETRY_BASE_MS", 500)
 EVENT_RETRY_MAX_MS = env_int("EVENT_RETRY_MAX_MS", 30_000)
-# A pending entry idle this long belongs to a consumer presumed dead; others claim it.
+# A pending entry idle this long belongs to a consumer presumed dead; others claim it
+# (XAUTOCLAIM). It must exceed the longest a live worker holds an entry unacked: its slowest
+# handler, or a whole batch of ordinary ones (acks are sent per batch), plus a GC or VM
+# pause; handlers take milliseconds, so 30 s leaves a wide margin, while an order whose
+# worker was killed is still confirmed within about half a minute.
 EVENT_CLAIM_IDLE_MS = env_int("EVENT_CLAIM_IDLE_MS", 30_000)
+# Retry policies per event type, overriding the three EVENT_* values above, as JSON:
+# {"order.created": {"max_attempts": 8, "base_ms": 200, "max_ms": 5000}} (keys optional).
+EVENT_RETRY_POLICIES = json.loads(env("EVENT_RETRY_POLICIES", "{}"))
+# SIGTERM: the worker stops reading, finishes the events in hand and acks them; past this
+# many seconds it exits non-zero, leaving the event in flight pending for another worker.
+WORKER_SHUTDOWN_TIMEOUT_S = env_int("WORKER_SHUTDOWN_TIMEOUT_S", 20)
 OUTBOX_SWEEP_AFTER_MS = env_int("OUTBOX_SWEEP_AFTER_MS", 2_000)
 # "background": a publisher thread per process puts committed events on the stream in
 # batches; "inline": the committing thread does it (one XADD and UPDATE per transaction).
 OUTBOX_PUBLISH = env("OUTBOX_PUBLISH", "background")
+
+# Redis losing its data (docs/operations.md "Reconcile"): every EVENT_RECONCILE_EVERY_S the
+# worker publishes again the events published over EVENT_RECONCILE_AFTER_S ago, never
+# processed nor dead-lettered, whose stream entry is gone.
+EVENT_RECONCILE_EVERY_S = env_int("EVENT_RECONCILE_EVERY_S", 60)
+EVENT_RECONCILE_AFTER_S = env_int("EVENT_RECONCILE_AFTER_S", 300)
+
+# Bounded memory (docs/operations.md "Trimming and retention"), done by the worker every
+# RETENTION_EVERY_S: the event stream is trimmed below what its groups still need, the
+# dead-letter stream to about DEAD_LETTER_MAXLEN entries; settled outbox rows and dedup
+# markers are deleted after their retention, RETENTION_BATCH rows at a time. Dedup markers
+# must outlive any redelivery of their event (retries, reconcile, a dead-letter replay).
+RETENTION_EVERY_S = env_int("RETENTION_EVERY_S", 60)
+DEAD_LETTER_MAXLEN = env_int("DEAD_LETTER_MAXLEN", 10_000)
+OUTBOX_RETENTION_HOURS = env_int("OUTBOX_RETENTION_HOURS", 168)
+DEDUP_RETENTION_HOURS = env_int("DEDUP_RETENTION_HOURS", 168)
+RETENTION_BATCH = env_int("RETENTION_BATCH", 1_000)
 
 # Dispatch: an order nobody is free for is tried again after BASE * 2^(n-1) ms (capped,
 # with jitter), and at once when a courier becomes available.

@@ -44,6 +44,12 @@ class OutboxEvent(models.Model):
                     dead_lettered_at__isnull=True,
                 ),
             ),
+            # What retention deletes (lokaly_core.outbox.retention.prune_outbox).
+            models.Index(
+                fields=["created_at"],
+                name="outbox_settled_idx",
+                condition=Q(processed_at__isnull=False) | Q(dead_lettered_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -71,6 +71,8 @@ SPECTACULAR_SETTINGS = {
 SERVER = {
     "kind": "asgi",
     "app": "lokaly_public.asgi:application",
+    # uvicorn's websockets-sansio protocol, closing sockets with 1001 on shutdown.
+    "ws": "lokaly_public.ws_protocol:GoingAwayWebSocketProtocol",
     "port": PUBLIC_PORT,
     "workers": PUBLIC_WORKERS,
 }

@@ -1,4 +1,4 @@
-"""``manage_admin.py events stats|dead-letters|replay <id>|replay --all|discard <id>``.
+"""``manage_admin.py events stats|dead-letters|replay <id>|replay --all|discard <id>|reconcile``.
 
 The operator's view of the event streams, the same figures and actions as the admin API's
 ``/api/admin/events/...`` (both use ``lokaly_core.outbox.streams``). See
@@ -14,13 +14,15 @@ import redis
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from lokaly_core.domain.errors import DomainError, NotFound
+from lokaly_core.outbox import reconcile as lost_events
 from lokaly_core.outbox import streams
+from lokaly_core.pipeline_health import PipelineHealth, pipeline_health
 
 
 class Command(BaseCommand):
     help = (
         "Inspect the event streams and handle dead letters: "
-        "stats | dead-letters | replay <id> | replay --all | discard <id>."
+        "stats | dead-letters | replay <id> | replay --all | discard <id> | reconcile."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,6 +47,21 @@ class Command(BaseCommand):
         )
         discard = sub.add_parser("discard", help="Delete one dead letter without replaying it.")
         discard.add_argument("id", help="The dead-letter id (from dead-letters).")
+        reconcile = sub.add_parser(
+            "reconcile",
+            help="Publish again the events published but never processed nor dead-lettered "
+            "whose stream entry is gone (Redis lost its data).",
+        )
+        reconcile.add_argument(
+            "--older-than",
+            type=float,
+            default=60,
+            metavar="SECONDS",
+            help="Only events published at least this long ago (default 60).",
+        )
+        reconcile.add_argument(
+            "--dry-run", action="store_true", help="List what would be published; change nothing."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         handlers = {
@@ -52,6 +69,7 @@ class Command(BaseCommand):
             "dead-letters": self.dead_letters,
             "replay": self.replay,
             "discard": self.discard,
+            "reconcile": self.reconcile,
         }
         try:
             handlers[options["subcommand"]](options)
@@ -79,6 +97,21 @@ class Command(BaseCommand):
                 )
         self.stdout.write(f"dead letters: {figures['dead_letters']}")
         self.stdout.write(f"outbox unpublished: {figures['outbox_unpublished']}")
+        # The ages behind the worker's gauges (lokaly_worker.metrics), text output only:
+        # --json stays the admin API's figures.
+        self._write_ages(pipeline_health())
+
+    def _write_ages(self, health: PipelineHealth) -> None:
+        for group in health.groups:
+            age = group.oldest_pending_age_s
+            self.stdout.write(
+                f"oldest pending in {group.name}: "
+                + ("none" if age is None else f"{age:.1f} s old")
+            )
+        age = health.outbox_oldest_unpublished_age_s
+        self.stdout.write(
+            "oldest unpublished outbox row: " + ("none" if age is None else f"{age:.1f} s old")
+        )
 
     def dead_letters(self, options: dict[str, Any]) -> None:
         page, next_after = streams.dead_letters(after=options["after"], count=options["count"])
@@ -130,3 +163,24 @@ class Command(BaseCommand):
             self.stderr.write(f"No dead letter {entry_id}: already replayed or discarded?")
             return
         self.stdout.write(f"Discarded {entry_id}.")
+
+    def reconcile(self, options: dict[str, Any]) -> None:
+        dry_run = options["dry_run"]
+        verb = "would publish" if dry_run else "published"
+
+        def progress(totals: lost_events.ReconcileResult, lost: list[Any]) -> None:
+            for row in lost:
+                self.stdout.write(f"  {verb} {row.type} {row.event_id}")
+            self.stdout.write(
+                f"[{totals.checked} checked] {totals.on_stream} still on the stream, "
+                f"{totals.republished} {verb} again"
+            )
+
+        result = lost_events.reconcile(
+            older_than_s=max(options["older_than"], 0), dry_run=dry_run, on_batch=progress
+        )
+        self.stdout.write(
+            f"Reconciled: {result.checked} unsettled events older than "
+            f"{options['older_than']:g}s, {result.on_stream} still on the stream, "
+            f"{result.republished} {verb} again{' (dry run)' if dry_run else ''}."
+        )

@@ -3,7 +3,9 @@
 The public server (HTTP + WebSockets) runs under uvicorn with uvloop and httptools;
 the admin server (HTTP only) under gunicorn's sync workers. Both choices come from the
 measurements in docs/performance.md. The process is replaced by the server (exec), so
-signals reach it directly: SIGTERM drains and stops it.
+signals reach it directly: SIGTERM drains and stops it (uvicorn: no new connections,
+requests in flight finish within 10 s, WebSockets are closed with 1001, see
+``lokaly_public.ws_protocol``; gunicorn: its graceful timeout of 10 s).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class Command(BaseCommand):
                 "--http",
                 "httptools",
                 "--ws",
-                "websockets-sansio",
+                server.get("ws", "websockets-sansio"),
                 "--no-access-log",
                 "--timeout-graceful-shutdown",
                 "10",
