@@ -74,10 +74,30 @@ CUSTOMER = inline_serializer(
         "name": serializers.CharField(),
     },
 )
+# Choice sets named in the schema (settings' ENUM_NAME_OVERRIDES): three fields are
+# called "status".
+ORDER_STATUSES = [s for s, _ in Order.Status.choices]
+PICKING_STATUSES = ["started", "completed"]
+CURRENT_DELIVERY_STATUSES = ["assigned", "picked_up", "delivered"]
+
+DELIVERY = inline_serializer(
+    "AdminOrderDelivery",
+    {
+        "id": serializers.UUIDField(),
+        "status": serializers.ChoiceField(choices=CURRENT_DELIVERY_STATUSES),
+        "courier": inline_serializer(
+            "AdminOrderCourier", {"id": serializers.UUIDField(), "name": serializers.CharField()}
+        ),
+        "assigned_at": serializers.DateTimeField(),
+        "picked_up_at": serializers.DateTimeField(allow_null=True),
+        "delivered_at": serializers.DateTimeField(allow_null=True),
+    },
+    allow_null=True,
+)
 ORDER_FIELDS: dict[str, serializers.Field] = {
     "id": serializers.UUIDField(),
     "number": serializers.CharField(),
-    "status": serializers.ChoiceField(choices=Order.Status.choices),
+    "status": serializers.ChoiceField(choices=ORDER_STATUSES),
     "status_version": serializers.IntegerField(),
     "store_id": serializers.UUIDField(),
     "customer_id": serializers.UUIDField(),
@@ -89,14 +109,14 @@ ORDER_FIELDS: dict[str, serializers.Field] = {
     "delivery_address": serializers.DictField(),
     "note": serializers.CharField(),
     "cancel_reason": serializers.CharField(allow_null=True),
-    "delivery": serializers.DictField(allow_null=True),
+    "delivery": DELIVERY,
     "created_at": serializers.DateTimeField(),
     "updated_at": serializers.DateTimeField(),
     "customer": CUSTOMER,
 }
 ORDER_ROW = inline_serializer("AdminOrder", ORDER_FIELDS)
 PICKING_FIELDS: dict[str, serializers.Field] = {
-    "status": serializers.ChoiceField(choices=["started", "completed"]),
+    "status": serializers.ChoiceField(choices=PICKING_STATUSES),
     "started_at": serializers.DateTimeField(),
     "completed_at": serializers.DateTimeField(allow_null=True),
 }
@@ -132,8 +152,9 @@ class OrderListApi(APIView):
     action = "orders.read"
 
     @extend_schema(
+        operation_id="admin_orders_list",
         parameters=[
-            OpenApiParameter("status", str, enum=[s for s, _ in Order.Status.choices]),
+            OpenApiParameter("status", str, enum=ORDER_STATUSES),
             OpenApiParameter("store_id", UUID),
             OpenApiParameter("customer_id", UUID),
             OpenApiParameter("created_after", str, description="ISO 8601; inclusive."),

@@ -80,6 +80,11 @@ SPECTACULAR_SETTINGS = {
     **SPECTACULAR_SETTINGS,  # noqa: F405
     "TITLE": "Lokaly admin API",
     "DESCRIPTION": "Staff back office.",
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "lokaly_admin.api.orders.ORDER_STATUSES",
+        "PickingStatusEnum": "lokaly_admin.api.orders.PICKING_STATUSES",
+        "CurrentDeliveryStatusEnum": "lokaly_admin.api.orders.CURRENT_DELIVERY_STATUSES",
+    },
 }
 
 # What ``manage_admin.py serve`` runs (see lokaly_core/management/commands/serve.py).
