@@ -274,6 +274,8 @@ class StreamWorker:
         return True
 
     def _run_handler(self, handler: Handler, envelope: Envelope, payload: Any) -> None:
+        if not handler.wants(payload):
+            return
         if not handler.transactional:
             handler.fn(envelope, payload)
             return

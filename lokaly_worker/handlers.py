@@ -7,6 +7,7 @@ import logging
 from django.utils import timezone
 
 from lokaly_core.broadcast import get_broadcaster
+from lokaly_core.domain.notifications import notifies
 from lokaly_core.domain.orders import OrderStatus
 from lokaly_core.domain.picking import order_advance_to
 from lokaly_core.domain.services import order_reserve_stock
@@ -85,12 +86,14 @@ def order_to_ready(envelope: Envelope, event: EventPayload) -> None:
 # -- delivery ---------------------------------------------------------------------------
 
 
-@handles(OrderStatusChanged.TYPE)
+def _confirmed(event: EventPayload) -> bool:
+    return isinstance(event, OrderStatusChanged) and event.status == OrderStatus.CONFIRMED
+
+
+@handles(OrderStatusChanged.TYPE, when=_confirmed)
 def dispatch_confirmed_order(envelope: Envelope, event: EventPayload) -> None:
     """A newly confirmed order gets a courier, or joins the dispatch queue."""
     assert isinstance(event, OrderStatusChanged)
-    if event.status != OrderStatus.CONFIRMED:
-        return
     dispatch_one(event.order_id, joined=True, event_id=envelope.event_id, via=envelope.type)
 
 
@@ -112,6 +115,6 @@ def dispatch_due_orders() -> None:
 # -- notifications ----------------------------------------------------------------------
 
 
-@handles(OrderStatusChanged.TYPE, DeliveryAssigned.TYPE)
+@handles(OrderStatusChanged.TYPE, DeliveryAssigned.TYPE, when=notifies)
 def write_notifications(envelope: Envelope, event: EventPayload) -> None:
     notify_for_event(envelope=envelope, event=event)

@@ -2,6 +2,8 @@
 
 A transactional handler runs inside one database transaction together with the event's
 dedup marker, so its effects happen once even when the event is delivered twice.
+``when=`` narrows a handler to the events it acts on: for the others the worker opens no
+transaction and writes no marker.
 
 ``@every_tick`` registers a periodic task the worker runs in its maintenance turn (about
 twice a second); a failing task is logged and run again at the next turn.
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from lokaly_core.events import Envelope, EventPayload
 
 HandlerFn = Callable[[Envelope, EventPayload], None]
+Predicate = Callable[[EventPayload], bool]
 TaskFn = Callable[[], object]
 
 
@@ -24,6 +27,10 @@ class Handler:
     name: str
     fn: HandlerFn
     transactional: bool
+    when: Predicate | None = None
+
+    def wants(self, event: EventPayload) -> bool:
+        return self.when is None or self.when(event)
 
 
 class Registry:
@@ -32,11 +39,14 @@ class Registry:
         self._periodic: list[TaskFn] = []
 
     def handles(
-        self, *event_types: str, transactional: bool = True
+        self, *event_types: str, transactional: bool = True, when: Predicate | None = None
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
             handler = Handler(
-                name=f"{fn.__module__}.{fn.__name__}", fn=fn, transactional=transactional
+                name=f"{fn.__module__}.{fn.__name__}",
+                fn=fn,
+                transactional=transactional,
+                when=when,
             )
             for event_type in event_types:
                 self._by_type[event_type].append(handler)

@@ -180,3 +180,36 @@ def test_order_created_for_an_order_this_database_lacks_is_not_acked_silently(
     [dead] = _dead_letters(redis_client)
     assert dead["attempts"] == "2"
     assert f"order {missing} is not in this worker's database" in dead["error"]
+
+
+def test_a_handler_narrowed_with_when_skips_other_events_without_a_marker(redis_client) -> None:
+    # given a transactional handler that only wants pickings of one store
+    store = uuid.uuid4()
+    seen: list[uuid.UUID] = []
+    reg = Registry()
+
+    @reg.handles(PickingStarted.TYPE, when=lambda event: event.store_id == store)
+    def record(envelope, event) -> None:
+        seen.append(event.order_id)
+
+    worker = make_worker(reg)
+    wanted = _publish(redis_client, PickingStarted(order_id=uuid.uuid4(), store_id=store))
+    other = _publish(redis_client, PickingStarted(order_id=uuid.uuid4(), store_id=uuid.uuid4()))
+
+    # when both are processed (and acked)
+    run_until(
+        worker,
+        lambda: (
+            redis_client.xpending(settings.EVENT_STREAM, settings.EVENT_CONSUMER_GROUP)["pending"]
+            == 0
+            and redis_client.xlen(settings.EVENT_STREAM) == 2
+            and len(worker.stats.by_type) == 1
+            and worker.stats.processed == 2
+        ),
+    )
+
+    # then only the wanted one ran, and only it has a dedup marker
+    assert seen == [uuid.UUID(wanted.payload["order_id"])]
+    markers = set(ProcessedEvent.objects.values_list("event_id", flat=True))
+    assert wanted.event_id in markers
+    assert other.event_id not in markers
