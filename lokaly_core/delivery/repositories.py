@@ -17,6 +17,7 @@ from lokaly_core.domain import delivery as d
 _STATE = CourierState._meta.db_table
 _DELIVERY = DeliveryRow._meta.db_table
 _USER = User._meta.db_table
+_TASK = DispatchTask._meta.db_table
 _ACTIVE = [s.value for s in d.ACTIVE_DELIVERY]
 
 
@@ -142,10 +143,15 @@ class OrmDispatchQueue:
         return int(value or 0)
 
     def put(self, order_id: UUID, attempts: int, next_attempt_at: datetime) -> None:
-        DispatchTask.objects.update_or_create(
-            order_id=order_id,
-            defaults={"attempts": attempts, "next_attempt_at": next_attempt_at},
-        )
+        # One statement (update_or_create takes four round trips: a savepoint, a locking
+        # read, the write, the release); every order that finds no free courier comes here.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_TASK} (order_id, attempts, next_attempt_at, created_at) "  # noqa: S608
+                "VALUES (%s, %s, %s, now()) ON CONFLICT (order_id) DO UPDATE SET "
+                "attempts = EXCLUDED.attempts, next_attempt_at = EXCLUDED.next_attempt_at",
+                [order_id, attempts, next_attempt_at],
+            )
 
     def remove(self, order_id: UUID) -> None:
         DispatchTask.objects.filter(pk=order_id).delete()
