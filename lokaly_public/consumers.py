@@ -19,7 +19,9 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from lokaly_core.accounts.models import Role
 from lokaly_core.accounts.tokens import PUBLIC, validate_access
+from lokaly_core.delivery.location import last_location
 from lokaly_core.delivery.selectors import courier_may_watch
+from lokaly_core.domain.delivery import ACTIVE_DELIVERY
 from lokaly_core.orders import selectors
 from lokaly_core.orders.models import Order
 from lokaly_core.orders.realtime import order_group
@@ -74,14 +76,34 @@ def _watch_access(order_id: UUID, user_id: str, role: str) -> int:
     return CLOSE_FORBIDDEN
 
 
-def _snapshot(order_id: UUID, since: int | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _snapshot(
+    order_id: UUID, since: int | None
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
+    """The order, the changes after ``since``, and where its courier was last seen (while
+    a courier has it: a watcher who connects mid-delivery sees the courier at once)."""
     order = selectors.orders_with_lines().get(pk=order_id)
     missed = []
     if since is not None and since < order.status_version:
         missed = selectors.order_history(
             order_id, after_version=since, before_version=order.status_version + 1
         )
-    return selectors.order_to_dict(order), missed
+    rendered = selectors.order_to_dict(order)
+    return rendered, missed, _last_courier_location(order_id, rendered["delivery"])
+
+
+def _last_courier_location(
+    order_id: UUID, delivery: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    if not delivery or delivery["status"] not in ACTIVE_DELIVERY:
+        return None
+    try:
+        seen = last_location(UUID(delivery["courier"]["id"]))
+    except Exception:  # Redis unavailable: the next report arrives within seconds
+        logger.warning("last courier location unavailable", exc_info=True)
+        return None
+    if seen is None:
+        return None
+    return {"type": "courier.location", "order_id": str(order_id), **seen}
 
 
 class OrderTrackingConsumer(AsyncWebsocketConsumer):
@@ -112,13 +134,15 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
             return
         self.group = order_group(self.order_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        order, missed = await database_sync_to_async(_snapshot)(self.order_id, since)
+        order, missed, location = await database_sync_to_async(_snapshot)(self.order_id, since)
         await self._send({"type": "order.snapshot", "order": order})
         for change in missed:
             await self._send(
                 {"type": "order.status_changed", "order_id": str(self.order_id), **change}
             )
         self.last_version = order["status_version"]
+        if location is not None:
+            await self._send(location)
 
     async def disconnect(self, code: int) -> None:
         if self.group:

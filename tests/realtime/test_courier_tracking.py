@@ -146,3 +146,33 @@ async def test_a_courier_without_a_delivery_reaches_nobody() -> None:
         seen.append((message["lat"], message["lng"]))
     assert (2.0, 2.0) not in seen
     await ws.disconnect()
+
+
+async def test_a_watcher_who_connects_mid_delivery_sees_where_the_courier_was_last() -> None:
+    setup = await sync_to_async(_assigned)()
+    assert await sync_to_async(_post_location)(setup["courier"], 52.3712, 4.8933) == 204
+
+    ws, snapshot = await _watch(setup["order_id"], setup["tokens"]["customer"])
+    message = json.loads(await ws.receive_from(timeout=5))
+
+    assert snapshot["type"] == "order.snapshot"
+    assert message["type"] == "courier.location"
+    assert (message["order_id"], message["lat"], message["lng"]) == (
+        setup["order_id"], 52.3712, 4.8933,
+    )
+    await ws.disconnect()
+
+
+async def test_no_last_location_is_sent_once_the_order_is_no_longer_with_a_courier() -> None:
+    setup = await sync_to_async(_assigned)()
+    assert await sync_to_async(_post_location)(setup["courier"], 52.3712, 4.8933) == 204
+    await sync_to_async(delivery_decline)(
+        uow=DjangoUnitOfWork(), clock=timezone.now, delivery_id=setup["delivery_id"],
+        courier_id=setup["courier"].id,
+    )
+
+    ws, snapshot = await _watch(setup["order_id"], setup["tokens"]["customer"])
+
+    assert snapshot["order"]["delivery"] is None
+    assert await ws.receive_nothing(timeout=0.5)
+    await ws.disconnect()
