@@ -115,6 +115,6 @@ def dispatch_due_orders() -> None:
 # -- notifications ----------------------------------------------------------------------
 
 
-@handles(OrderStatusChanged.TYPE, DeliveryAssigned.TYPE, when=notifies)
+@handles(OrderStatusChanged.TYPE, DeliveryAssigned.TYPE, CourierAvailable.TYPE, when=notifies)
 def write_notifications(envelope: Envelope, event: EventPayload) -> None:
     notify_for_event(envelope=envelope, event=event)

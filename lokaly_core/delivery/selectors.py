@@ -94,8 +94,14 @@ def current_deliveries_by_order(order_ids: Iterable[UUID]) -> dict[UUID, dict[st
         .order_by("order_id", "-assigned_at")
         .distinct("order_id")
         .values(
-            "id", "order_id", "status", "courier_id", "assigned_at", "picked_up_at",
-            "delivered_at", courier_name=F("courier__name"),
+            "id",
+            "order_id",
+            "status",
+            "courier_id",
+            "assigned_at",
+            "picked_up_at",
+            "delivered_at",
+            courier_name=F("courier__name"),
         )
     )
     return {row["order_id"]: _order_delivery(row) for row in rows}
@@ -108,9 +114,7 @@ def _courier_deliveries(courier_id: UUID) -> QuerySet[Delivery]:
     return (
         Delivery.objects.filter(courier_id=courier_id)
         .select_related("order", "order__store", "order__customer")
-        .prefetch_related(
-            Prefetch("order__lines", queryset=OrderLine.objects.order_by("id"))
-        )
+        .prefetch_related(Prefetch("order__lines", queryset=OrderLine.objects.order_by("id")))
     )
 
 

@@ -256,7 +256,7 @@ def delivery_complete(
         )
         record_status_change(uow, order, change)
         uow.orders.save(order)
-        _free_courier(uow, courier_id, reason="delivered", now=now)
+        _free_courier(uow, courier_id, reason="delivered", now=now, order_id=order.id)
         uow.commit()
     return delivery
 
@@ -280,7 +280,7 @@ def delivery_decline(
         )
         if order.status in DISPATCHABLE:
             uow.dispatch.put(order.id, uow.dispatch.attempts(order.id), now)
-        _free_courier(uow, courier_id, reason="declined", now=now)
+        _free_courier(uow, courier_id, reason="declined", now=now, order_id=order.id)
         uow.commit()
     return delivery
 
@@ -298,13 +298,20 @@ def release_delivery(uow: UnitOfWork, order: o.Order, *, now: datetime) -> None:
     delivery.status = DeliveryStatus.CANCELLED
     delivery.ended_at = now
     uow.deliveries.save(delivery)
-    _free_courier(uow, delivery.courier_id, reason="released", now=now)
+    _free_courier(uow, delivery.courier_id, reason="released", now=now, order_id=order.id)
 
 
-def _free_courier(uow: UnitOfWork, courier_id: uuid.UUID, *, reason: str, now: datetime) -> None:
+def _free_courier(
+    uow: UnitOfWork,
+    courier_id: uuid.UUID,
+    *,
+    reason: str,
+    now: datetime,
+    order_id: uuid.UUID | None = None,
+) -> None:
     uow.couriers.set_current_delivery(courier_id, None, at=now)
     uow.events.record(
-        CourierAvailable(courier_id=courier_id, reason=reason),
+        CourierAvailable(courier_id=courier_id, reason=reason, order_id=order_id),
         aggregate_id=courier_id,
         occurred_at=now,
     )

@@ -6,7 +6,9 @@ Pure rules; ``lokaly_core.notifications.services`` stores the drafts and sends t
   ``cancelled`` with reason ``out_of_stock``: ``order.out_of_stock``, with any other
   reason: ``order.cancelled``; to ``out_for_delivery``: ``order.picked_up``; to
   ``delivered``: ``order.delivered``;
-- ``delivery.assigned`` -> the courier: ``delivery.assigned``.
+- ``delivery.assigned`` -> the courier: ``delivery.assigned``;
+- ``courier.available`` with reason ``released`` (the order they were assigned was
+  cancelled before pickup) -> the courier: ``delivery.cancelled``.
 
 Sending is at least once; ``SendPolicy`` says when a failed send is tried again.
 """
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lokaly_core.domain.orders import OUT_OF_STOCK, OrderStatus
-from lokaly_core.events import DeliveryAssigned, EventPayload, OrderStatusChanged
+from lokaly_core.events import CourierAvailable, DeliveryAssigned, EventPayload, OrderStatusChanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,12 @@ def notifies(event: EventPayload) -> bool:
     look up the order number only when it is needed)."""
     if isinstance(event, OrderStatusChanged):
         return event.status in _CUSTOMER_STATUSES
+    if isinstance(event, CourierAvailable):
+        return event.reason == RELEASED and event.order_id is not None
     return isinstance(event, DeliveryAssigned)
+
+
+RELEASED = "released"
 
 
 _CUSTOMER_STATUSES = frozenset(
@@ -61,6 +68,16 @@ def notification_drafts(event: EventPayload, *, order_number: str) -> list[Notif
                 type="delivery.assigned",
                 title="New delivery",
                 body=f"Order {order_number} is yours to deliver. Head to the store.",
+                order_id=event.order_id,
+            )
+        ]
+    if isinstance(event, CourierAvailable) and notifies(event):
+        return [
+            NotificationDraft(
+                user_id=event.courier_id,
+                type="delivery.cancelled",
+                title="Delivery cancelled",
+                body=f"Order {order_number} was cancelled; you need not collect it.",
                 order_id=event.order_id,
             )
         ]

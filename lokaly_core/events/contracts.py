@@ -196,6 +196,8 @@ class CourierAvailable(EventPayload):
     TYPE: ClassVar[str] = "courier.available"
     courier_id: uuid.UUID
     reason: str
+    # The order the courier was freed from (none when they came online).
+    order_id: uuid.UUID | None = None
 
 
 EVENT_TYPES: dict[str, type[EventPayload]] = {

@@ -50,9 +50,7 @@ def customer_order(*, order_id: UUID, customer_id: UUID) -> Order:
 
 def order_to_dict(order: Order) -> dict[str, Any]:
     """The contract's order (from ``orders_with_lines``; any other order costs two reads)."""
-    return _render(
-        order, order.lines.all(), order.delivery_address, current_delivery_of(order)
-    )
+    return _render(order, order.lines.all(), order.delivery_address, current_delivery_of(order))
 
 
 def created_order_to_dict(order: domain.Order) -> dict[str, Any]:

@@ -288,7 +288,11 @@ def test_complete_delivers_the_order_and_frees_the_courier(uow, clock) -> None:
     assert uow.couriers.state[NEAR]["current"] is None
     assert uow.couriers.state[NEAR]["since"] == clock.now
     assert uow.types() == ["delivery.completed", "order.status_changed", "courier.available"]
-    assert uow.published[2].payload == {"courier_id": str(NEAR), "reason": "delivered"}
+    assert uow.published[2].payload == {
+        "courier_id": str(NEAR),
+        "reason": "delivered",
+        "order_id": str(order.id),
+    }
 
 
 def test_complete_before_pickup_is_refused(uow, clock) -> None:
@@ -318,7 +322,11 @@ def test_decline_frees_the_courier_and_queues_the_order_due_now(uow, clock) -> N
     assert uow.couriers.state[NEAR]["current"] is None
     assert uow.dispatch.rows == {order.id: (0, clock.now)}
     assert uow.types() == ["delivery.declined", "courier.available"]
-    assert uow.published[1].payload == {"courier_id": str(NEAR), "reason": "declined"}
+    assert uow.published[1].payload == {
+        "courier_id": str(NEAR),
+        "reason": "declined",
+        "order_id": str(order.id),
+    }
     assert uow.orders.rows[order.id].status is o.OrderStatus.CONFIRMED
 
 
@@ -390,7 +398,11 @@ def test_cancelling_an_assigned_order_releases_its_courier(uow, clock) -> None:
     assert uow.couriers.state[NEAR]["current"] is None
     assert "courier.available" in uow.types()
     [available] = [e for e in uow.published if e.type == "courier.available"]
-    assert available.payload == {"courier_id": str(NEAR), "reason": "released"}
+    assert available.payload == {
+        "courier_id": str(NEAR),
+        "reason": "released",
+        "order_id": str(order.id),
+    }
     assert uow.stock.rows[(STORE, MILK)] == {"on_hand": 5, "reserved": 0}
 
 
@@ -414,7 +426,11 @@ def test_going_online_announces_the_courier_once(uow, clock) -> None:
     courier_set_shift(uow=uow, clock=clock, courier_id=NEAR, online=False)
 
     assert uow.types() == ["courier.available"]
-    assert uow.published[0].payload == {"courier_id": str(NEAR), "reason": "online"}
+    assert uow.published[0].payload == {
+        "courier_id": str(NEAR),
+        "reason": "online",
+        "order_id": None,
+    }
     assert uow.couriers.state[NEAR]["online"] is False
 
 

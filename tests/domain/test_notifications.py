@@ -14,6 +14,7 @@ from lokaly_core.domain.notifications import (
     notifies,
 )
 from lokaly_core.events import (
+    CourierAvailable,
     DeliveryAssigned,
     DeliveryCompleted,
     InventoryReserved,
@@ -111,3 +112,15 @@ def test_failed_sends_back_off_exponentially_up_to_the_cap_then_give_up() -> Non
     for delay, ceiling in zip(delays, (1, 2, 4, 5, 5), strict=True):
         assert ceiling / 2 <= delay <= ceiling
     assert [policy.gives_up(n) for n in (1, 3, 4, 5)] == [False, False, True, True]
+
+
+def test_courier_is_told_when_their_assigned_order_is_cancelled() -> None:
+    courier, order = uuid.uuid4(), uuid.uuid4()
+    released = CourierAvailable(courier_id=courier, reason="released", order_id=order)
+
+    [draft] = notification_drafts(released, order_number="LK-000042")
+
+    assert (draft.user_id, draft.type, draft.order_id) == (courier, "delivery.cancelled", order)
+    assert "LK-000042" in draft.body
+    for reason in ("online", "delivered", "declined"):
+        assert not notifies(CourierAvailable(courier_id=courier, reason=reason, order_id=order))

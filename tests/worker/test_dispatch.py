@@ -36,6 +36,7 @@ from lokaly_core.domain.services import (
     place_order,
 )
 from lokaly_core.events import Envelope, PickingStarted
+from lokaly_core.notifications.models import Notification
 from lokaly_core.orders.models import Order
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.outbox.models import OutboxEvent
@@ -276,6 +277,13 @@ def test_cancelling_an_assigned_order_frees_its_courier_for_the_next_order(
     ]
     assert CourierState.objects.get(pk=courier.id).current_delivery_id == delivery.id
     assert not DispatchTask.objects.exists()
+    # and the courier was told not to collect the cancelled one
+    notice = run_until(
+        worker,
+        lambda: Notification.objects.filter(user=courier, type="delivery.cancelled").first(),
+    )
+    assert notice.order_id == first
+    assert Notification.objects.filter(user=courier, type="delivery.cancelled").count() == 1
 
 
 # -- racing workers ----------------------------------------------------------------------
