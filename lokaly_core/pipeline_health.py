@@ -6,7 +6,9 @@
   time it was added, so a retried or stuck entry shows its full age);
 - the dead-letter stream's length;
 - the outbox backlog: rows not yet published, and the age of the oldest of them (a
-  partial index, ``outbox_unpublished_idx``, keeps this one cheap query).
+  partial index, ``outbox_unpublished_idx``, keeps this one cheap query);
+- what waits behind the events: orders in the dispatch queue (no free courier) and how
+  long the oldest has waited; notifications not yet sent, and those given up on.
 
 Missing streams or groups (first start, Redis lost its data) read as empty.
 """
@@ -19,9 +21,11 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from lokaly_core.delivery.models import DispatchTask
+from lokaly_core.notifications.models import Notification
 from lokaly_core.outbox.models import OutboxEvent
 from lokaly_core.redis_client import get_redis
 
@@ -43,6 +47,10 @@ class PipelineHealth:
     dead_letters: int = 0
     outbox_unpublished: int = 0
     outbox_oldest_unpublished_age_s: float | None = None
+    dispatch_waiting: int = 0
+    dispatch_oldest_wait_s: float | None = None
+    notifications_pending: int = 0
+    notifications_failed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,16 +64,29 @@ def pipeline_health(*, client: redis.Redis | None = None) -> PipelineHealth:
         count=Count("pk"), oldest=Min("created_at")
     )
     oldest = outbox["oldest"]
+    waiting = DispatchTask.objects.aggregate(count=Count("pk"), oldest=Min("created_at"))
+    sends = Notification.objects.filter(
+        send_status__in=[Notification.SendStatus.PENDING, Notification.SendStatus.FAILED]
+    ).aggregate(
+        pending=Count("pk", filter=Q(send_status=Notification.SendStatus.PENDING)),
+        failed=Count("pk", filter=Q(send_status=Notification.SendStatus.FAILED)),
+    )
     return PipelineHealth(
         stream=stream,
         stream_length=_xlen(client, stream),
         groups=_groups(client, stream, now_ms),
         dead_letters=_xlen(client, settings.DEAD_LETTER_STREAM),
         outbox_unpublished=int(outbox["count"]),
-        outbox_oldest_unpublished_age_s=(
-            None if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
-        ),
+        outbox_oldest_unpublished_age_s=_age_s(oldest),
+        dispatch_waiting=int(waiting["count"]),
+        dispatch_oldest_wait_s=_age_s(waiting["oldest"]),
+        notifications_pending=int(sends["pending"]),
+        notifications_failed=int(sends["failed"]),
     )
+
+
+def _age_s(since: Any) -> float | None:
+    return None if since is None else max(0.0, (timezone.now() - since).total_seconds())
 
 
 def _groups(client: redis.Redis, stream: str, now_ms: float) -> list[GroupHealth]:

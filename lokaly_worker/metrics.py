@@ -62,6 +62,14 @@ OUTBOX_OLDEST_AGE = Gauge(
     "lokaly_outbox_oldest_unpublished_age_seconds",
     "Age of the oldest unpublished outbox row (0 when none).",
 )
+DISPATCH_WAITING = Gauge("lokaly_dispatch_waiting", "Confirmed orders waiting for a free courier.")
+DISPATCH_OLDEST_WAIT = Gauge(
+    "lokaly_dispatch_oldest_wait_seconds", "How long the longest-waiting order has waited."
+)
+NOTIFICATIONS_PENDING = Gauge("lokaly_notifications_pending", "Notifications not yet sent.")
+NOTIFICATIONS_FAILED = Gauge(
+    "lokaly_notifications_failed", "Notifications given up on after their last attempt."
+)
 GAUGES_REFRESHED = Gauge(
     "lokaly_worker_gauges_refreshed_timestamp_seconds",
     "When the stream and outbox gauges were last read (unix time).",
@@ -91,6 +99,10 @@ def refresh_gauges() -> None:
     DEAD_LETTERS.set(health.dead_letters)
     OUTBOX_UNPUBLISHED.set(health.outbox_unpublished)
     OUTBOX_OLDEST_AGE.set(health.outbox_oldest_unpublished_age_s or 0)
+    DISPATCH_WAITING.set(health.dispatch_waiting)
+    DISPATCH_OLDEST_WAIT.set(health.dispatch_oldest_wait_s or 0)
+    NOTIFICATIONS_PENDING.set(health.notifications_pending)
+    NOTIFICATIONS_FAILED.set(health.notifications_failed)
     GAUGES_REFRESHED.set_to_current_time()
 
 

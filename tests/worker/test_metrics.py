@@ -198,3 +198,55 @@ def test_events_stats_prints_the_ages_of_the_oldest_pending_entry_and_outbox_row
     outbox_age = next(line for line in lines if line.startswith("oldest unpublished outbox row"))
     assert 90 <= float(outbox_age.split(": ")[1].split(" ")[0]) < 110
     assert "outbox unpublished: 1" in lines
+
+
+def test_stats_and_gauges_show_orders_waiting_for_a_courier_and_notifications_given_up() -> None:
+    # given two confirmed orders waiting for a courier (the older for 30 s), one
+    # notification still to send and two given up on
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from lokaly_core.delivery.models import DispatchTask
+    from lokaly_core.notifications.models import Notification
+    from lokaly_worker import metrics
+    from tests.conftest import client_for
+    from tests.factories import StockFactory, UserFactory
+
+    stock = StockFactory(on_hand=10)
+    customer = UserFactory()
+    now = timezone.now()
+    for age in (30, 5):
+        order_id = (
+            client_for(customer)
+            .post("/api/orders", order_body(stock.store_id, (stock.product_id, 1)), format="json")
+            .json()["id"]
+        )
+        DispatchTask.objects.create(order_id=order_id, attempts=1, next_attempt_at=now)
+        DispatchTask.objects.filter(pk=order_id).update(created_at=now - timedelta(seconds=age))
+    for status in ("pending", "failed", "failed", "sent"):
+        Notification.objects.create(
+            user=customer,
+            type="order.confirmed",
+            title="t",
+            body="b",
+            created_at=now,
+            next_send_at=now,
+            send_status=status,
+        )
+
+    # when the operator asks for the stats, and the worker refreshes its gauges
+    out = StringIO()
+    call_command("events", "stats", stdout=out)
+    metrics.refresh_gauges()
+
+    # then both show the queue and the sends
+    lines = out.getvalue().splitlines()
+    waiting = next(line for line in lines if line.startswith("orders waiting for a courier"))
+    assert waiting.startswith("orders waiting for a courier: 2, the longest for ")
+    assert 30 <= float(waiting.rsplit(" ", 2)[1]) < 60
+    assert "notifications to send: 1, given up: 2" in lines
+    assert metrics.DISPATCH_WAITING._value.get() == 2
+    assert 30 <= metrics.DISPATCH_OLDEST_WAIT._value.get() < 60
+    assert metrics.NOTIFICATIONS_PENDING._value.get() == 1
+    assert metrics.NOTIFICATIONS_FAILED._value.get() == 2

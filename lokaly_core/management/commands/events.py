@@ -112,6 +112,15 @@ class Command(BaseCommand):
         self.stdout.write(
             "oldest unpublished outbox row: " + ("none" if age is None else f"{age:.1f} s old")
         )
+        wait = health.dispatch_oldest_wait_s
+        self.stdout.write(
+            f"orders waiting for a courier: {health.dispatch_waiting}"
+            + ("" if wait is None else f", the longest for {wait:.1f} s")
+        )
+        self.stdout.write(
+            f"notifications to send: {health.notifications_pending}, "
+            f"given up: {health.notifications_failed}"
+        )
 
     def dead_letters(self, options: dict[str, Any]) -> None:
         page, next_after = streams.dead_letters(after=options["after"], count=options["count"])
