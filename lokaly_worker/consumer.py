@@ -245,8 +245,7 @@ class StreamWorker:
             return True
         try:
             payload = envelope.parse()
-            for handler in self.registry.for_type(envelope.type):
-                self._run_handler(handler, envelope, payload)
+            self._run_handlers(self.registry.for_type(envelope.type), envelope, payload)
         except UnknownEventType:
             logger.warning(
                 "no handler knows this event type; acking it", extra={**log, "outcome": "ignored"}
@@ -273,20 +272,28 @@ class StreamWorker:
         )
         return True
 
-    def _run_handler(self, handler: Handler, envelope: Envelope, payload: Any) -> None:
-        if not handler.wants(payload):
-            return
-        if not handler.transactional:
-            handler.fn(envelope, payload)
+    def _run_handlers(self, handlers: list[Handler], envelope: Envelope, payload: Any) -> None:
+        """The handlers that want the event: the non-transactional ones first (socket
+        broadcasts: nothing to wait for), then the transactional ones together in one
+        database transaction with their dedup markers (one statement), so the event's
+        effects commit at once or not at all, and a redelivery skips what was done."""
+        wanted = [h for h in handlers if h.wants(payload)]
+        for handler in wanted:
+            if not handler.transactional:
+                handler.fn(envelope, payload)
+        transactional = [h for h in wanted if h.transactional]
+        if not transactional:
             return
         with transaction.atomic():
-            if not _mark_processed(envelope, handler):
-                logger.info(
-                    "duplicate delivery skipped",
-                    extra={"event_id": str(envelope.event_id), "handler": handler.name},
-                )
-                return
-            handler.fn(envelope, payload)
+            fresh = _mark_processed(envelope, transactional)
+            for handler in transactional:
+                if handler.name not in fresh:
+                    logger.info(
+                        "duplicate delivery skipped",
+                        extra={"event_id": str(envelope.event_id), "handler": handler.name},
+                    )
+                    continue
+                handler.fn(envelope, payload)
 
     def _ack(self, entry_id: str, event_id: Any = None) -> None:
         """Queue the ack; it is sent with the others of the batch, after their commits."""
@@ -529,18 +536,21 @@ def _parse_failure(raw: bytes | str) -> dict[str, Any]:
     return {"type": None, "error": _text(raw)}
 
 
-def _mark_processed(envelope: Envelope, handler: Handler) -> bool:
-    """Insert the dedup marker; False when this handler already processed the event.
-
-    A concurrent duplicate waits on the unique index until the first transaction ends.
-    """
+def _mark_processed(envelope: Envelope, handlers: list[Handler]) -> set[str]:
+    """Insert the handlers' dedup markers; returns the names of those that had none (the
+    handlers still to run). A concurrent duplicate waits on the unique index until the
+    first transaction ends, then finds the markers there."""
+    rows = ", ".join(["(%s, %s, now())"] * len(handlers))
+    params: list[Any] = []
+    for handler in handlers:
+        params += [envelope.event_id, handler.name]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {ProcessedEvent._meta.db_table} (event_id, handler, processed_at) "  # noqa: S608
-            "VALUES (%s, %s, now()) ON CONFLICT (event_id, handler) DO NOTHING RETURNING id",
-            [envelope.event_id, handler.name],
+            f"VALUES {rows} ON CONFLICT (event_id, handler) DO NOTHING RETURNING handler",
+            params,
         )
-        return cursor.fetchone() is not None
+        return {name for (name,) in cursor.fetchall()}
 
 
 def _text(value: bytes | str) -> str:

@@ -1,7 +1,7 @@
 """Handlers by event type: ``@handles("order.created")`` registers a function.
 
-A transactional handler runs inside one database transaction together with the event's
-dedup marker, so its effects happen once even when the event is delivered twice.
+The transactional handlers of an event run in one database transaction together with
+their dedup markers, so its effects happen once even when the event is delivered twice.
 ``when=`` narrows a handler to the events it acts on: for the others the worker opens no
 transaction and writes no marker.
 
