@@ -129,9 +129,12 @@ def test_orders_whose_events_redis_lost_reach_their_final_state_after_reconcile(
     last = place(15)
 
     # then the worker recreated its stream and group and handled the last wave, while the
-    # lost wave stays pending: its events are gone from Redis
+    # lost wave stays pending: its events are gone from Redis. (Redis may already have
+    # answered the frozen worker's blocking read with the first of them before the flush;
+    # that reply waits in the worker's socket and is handled when it resumes.)
     wait_until(lambda: _statuses(last).get("pending", 0) == 0, timeout=30)
-    assert _statuses(lost) == {"pending": 15}
+    stuck = _statuses(lost).get("pending", 0)
+    assert stuck >= 10, _statuses(lost)
 
     # when the operator runs reconcile
     result = subprocess.run(
@@ -143,7 +146,7 @@ def test_orders_whose_events_redis_lost_reach_their_final_state_after_reconcile(
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "15 published again" in result.stdout, result.stdout
+    assert f"still on the stream, {stuck} published again." in result.stdout, result.stdout
 
     # then every order reaches its final state, and stock is exact: 30 confirmed, 15 out
     # of stock, reserved = the 30 confirmed units
@@ -166,5 +169,5 @@ def test_orders_whose_events_redis_lost_reach_their_final_state_after_reconcile(
         timeout=60,
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "0 published again" in again.stdout, again.stdout
+    assert "still on the stream, 0 published again." in again.stdout, again.stdout
     assert _statuses(everyone) == {"confirmed": 30, "cancelled": 15}
