@@ -18,7 +18,6 @@ One class owns delivery so handlers stay thin:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from lokaly_core.domain.backoff import backoff_ms
 from lokaly_core.events import Envelope, UnknownEventType
 from lokaly_core.orders import idempotency
 from lokaly_core.outbox import relay
@@ -48,13 +48,6 @@ logger = logging.getLogger("lokaly.worker")
 
 FAILURES_KEY_SUFFIX = ":failures"
 STOPPED_MID_HANDLER = "the worker stopped while handling it (killed, crashed or too slow)"
-
-
-def backoff_ms(attempt: int, entry_id: str, *, base_ms: int, max_ms: int) -> int:
-    """Exponential backoff with deterministic jitter: 50-100% of min(base * 2^(n-1), max)."""
-    ceiling = min(base_ms * 2 ** max(attempt - 1, 0), max_ms)
-    jitter = int(hashlib.blake2s(entry_id.encode(), digest_size=2).hexdigest(), 16) / 0xFFFF
-    return int(ceiling * (0.5 + 0.5 * jitter))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ never get the same courier.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import uuid
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from lokaly_core.domain import orders as o
+from lokaly_core.domain.backoff import backoff_ms
 from lokaly_core.domain.errors import InvalidTransition, NotFound, ValidationFailed
 from lokaly_core.domain.history import record_status_change
 from lokaly_core.domain.ports import Clock, UnitOfWork, stock_lines
@@ -88,10 +88,10 @@ class DispatchPolicy:
 
     def next_attempt(self, order_id: uuid.UUID, attempts: int, now: datetime) -> datetime:
         """Exponential backoff with deterministic jitter (50-100 % of the capped delay)."""
-        ceiling = min(self.retry_base_ms * 2 ** max(attempts - 1, 0), self.retry_max_ms)
-        digest = hashlib.blake2s(f"{order_id}:{attempts}".encode(), digest_size=2).hexdigest()
-        jitter = int(digest, 16) / 0xFFFF
-        return now + timedelta(milliseconds=ceiling * (0.5 + 0.5 * jitter))
+        delay = backoff_ms(
+            attempts, f"{order_id}:{attempts}", base_ms=self.retry_base_ms, max_ms=self.retry_max_ms
+        )
+        return now + timedelta(milliseconds=delay)
 
 
 EARTH_RADIUS_KM = 6371.0088

@@ -15,11 +15,11 @@ Sending is at least once; ``SendPolicy`` says when a failed send is tried again.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from lokaly_core.domain.backoff import backoff_ms
 from lokaly_core.domain.orders import OUT_OF_STOCK, OrderStatus
 from lokaly_core.events import CourierAvailable, DeliveryAssigned, EventPayload, OrderStatusChanged
 
@@ -139,7 +139,10 @@ class SendPolicy:
 
     def next_attempt(self, notification_id: uuid.UUID, attempts: int, now: datetime) -> datetime:
         """Exponential backoff with deterministic jitter (50-100 % of the capped delay)."""
-        ceiling = min(self.retry_base_ms * 2 ** max(attempts - 1, 0), self.retry_max_ms)
-        key = f"{notification_id}:{attempts}".encode()
-        jitter = int(hashlib.blake2s(key, digest_size=2).hexdigest(), 16) / 0xFFFF
-        return now + timedelta(milliseconds=ceiling * (0.5 + 0.5 * jitter))
+        delay = backoff_ms(
+            attempts,
+            f"{notification_id}:{attempts}",
+            base_ms=self.retry_base_ms,
+            max_ms=self.retry_max_ms,
+        )
+        return now + timedelta(milliseconds=delay)

@@ -13,8 +13,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from lokaly_core.domain.backoff import backoff_ms
 from lokaly_core.events import Envelope, PickingCompleted, PickingStarted
-from lokaly_worker.consumer import STOPPED_MID_HANDLER, backoff_ms
+from lokaly_worker.consumer import STOPPED_MID_HANDLER
 from lokaly_worker.registry import Registry
 from tests.conftest import wait_until
 from tests.live import stop

@@ -9,9 +9,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from lokaly_core.domain.backoff import backoff_ms
 from lokaly_core.events import Envelope, PickingCompleted, PickingStarted
 from lokaly_core.outbox.models import ProcessedEvent
-from lokaly_worker.consumer import backoff_ms
 from lokaly_worker.registry import Registry
 from tests.worker.conftest import make_worker, run_until
 
