@@ -15,12 +15,9 @@ to bench/results/. The bench rows are deleted at the end unless ``--keep``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +31,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.run import free_port, percentile, write_results  # noqa: E402
+
 CUSTOMERS = 2_000
 TARGET_MS = 50.0
 
@@ -73,17 +73,6 @@ SEED_SQL = [
     "ANALYZE core_order",
     "ANALYZE core_orderline",
 ]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def setup_django() -> None:
@@ -301,23 +290,18 @@ def main() -> None:
             staff.delete()
             cleanup(data)
     verdict = all(r["p99_ms"] < TARGET_MS for r in results.values())
-    out = ROOT / "bench" / "results" / f"admin-orders-{int(time.time())}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "orders": args.orders,
-                "requests": args.requests,
-                "workers": args.workers,
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-                "python": platform.python_version(),
-                "results": results,
-                "plans": plans,
-                "p99_under_target": verdict,
-            },
-            indent=2,
-        )
+    out = write_results(
+        "admin-orders",
+        {
+            "orders": args.orders,
+            "requests": args.requests,
+            "workers": args.workers,
+            "results": results,
+            "plans": plans,
+            "p99_under_target": verdict,
+        },
     )
-    print(f"\nwritten to {out}; every p99 under {TARGET_MS} ms: {verdict}")
+    print(f"every p99 under {TARGET_MS} ms: {verdict} ({out.name})")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import time
 import uuid
@@ -33,7 +32,14 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import Stack, free_port, make_fixtures, percentile, setup_django  # noqa: E402
+from bench.run import (  # noqa: E402
+    Stack,
+    free_port,
+    make_fixtures,
+    percentile,
+    setup_django,
+    write_results,
+)
 
 STORE_LAT, STORE_LNG = 52.37, 4.89
 
@@ -193,20 +199,10 @@ def main() -> None:
     store_id, products, _tokens = make_fixtures(1)
     deliveries = make_deliveries(store_id, products, max(args.couriers))
     results = asyncio.run(main_async(args, port, deliveries))
-    record = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "workers": args.workers,
-        "duration_s": args.duration,
-        "scenarios": results,
-    }
-    out = ROOT / "bench" / "results" / f"location-{int(time.time())}.json"
-    out.write_text(json.dumps(record, indent=2))
-    print(f"written: {out.relative_to(ROOT)}")
+    write_results(
+        "location",
+        {"workers": args.workers, "duration_s": args.duration, "scenarios": results},
+    )
 
 
 if __name__ == "__main__":

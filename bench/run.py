@@ -49,6 +49,24 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
+def write_results(kind: str, record: dict[str, Any]) -> Path:
+    """``record`` with the time and the machine, as bench/results/<kind>-<unix time>.json."""
+    out = ROOT / "bench" / "results" / f"{kind}-{int(time.time())}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    full = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        **record,
+    }
+    out.write_text(json.dumps(full, indent=2))
+    print(f"written: {out.relative_to(ROOT)}")
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -358,23 +376,17 @@ def main() -> None:
     args = parser.parse_args()
     setup_django()
     results = asyncio.run(main_async(args, make_fixtures(max(args.concurrency))))
-    record = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
+    write_results(
+        f"intake-{args.stack}",
+        {
+            "stack": args.stack,
+            "worker_processes": args.worker_processes,
+            "workers": args.workers,
+            "duration_s": args.duration,
+            "database": "embedded" if "%2F" in os.environ["DATABASE_URL"] else "server",
+            **results,
         },
-        "stack": args.stack,
-        "worker_processes": args.worker_processes,
-        "workers": args.workers,
-        "duration_s": args.duration,
-        "database": "embedded" if "%2F" in os.environ["DATABASE_URL"] else "server",
-        **results,
-    }
-    out = ROOT / "bench" / "results" / f"intake-{args.stack}-{int(time.time())}.json"
-    out.write_text(json.dumps(record, indent=2))
-    print(f"written: {out.relative_to(ROOT)}")
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -46,6 +45,7 @@ from bench.run import (  # noqa: E402
     make_fixtures,
     order_body,
     setup_django,
+    write_results,
 )
 
 GROUP = "lokaly-worker"
@@ -199,14 +199,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_django()
     results = asyncio.run(main_async(args, make_fixtures(16)))
-    record = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpus": os.cpu_count(),
-        **results,
-    }
-    out = ROOT / "bench" / "results" / f"worker-{int(time.time())}.json"
-    out.write_text(json.dumps(record, indent=2))
-    print(f"written: {out.relative_to(ROOT)}")
+    write_results("worker", results)
 
 
 if __name__ == "__main__":
