@@ -81,6 +81,18 @@ def flushable_stack(django_db_setup: None) -> Iterator[dict[str, Any]]:
         client.flushdb()
 
 
+def _reconcile(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``manage_admin.py events reconcile --older-than 0``, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "manage_admin.py", "events", "reconcile", "--older-than", "0"],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "lokaly_admin.settings.test"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _statuses(ids: list[str]) -> dict[str, int]:
     rows = Order.objects.filter(pk__in=ids).values("status").annotate(n=Count("id"))
     return {row["status"]: row["n"] for row in rows}
@@ -137,14 +149,7 @@ def test_orders_whose_events_redis_lost_reach_their_final_state_after_reconcile(
     assert stuck >= 10, _statuses(lost)
 
     # when the operator runs reconcile
-    result = subprocess.run(
-        [sys.executable, "manage_admin.py", "events", "reconcile", "--older-than", "0"],
-        cwd=ROOT,
-        env={**flushable_stack["env"], "DJANGO_SETTINGS_MODULE": "lokaly_admin.settings.test"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _reconcile(flushable_stack["env"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"still on the stream, {stuck} published again." in result.stdout, result.stdout
 
@@ -160,14 +165,7 @@ def test_orders_whose_events_redis_lost_reach_their_final_state_after_reconcile(
         )
     ) == {"out_of_stock"}
     # and a second reconcile finds nothing left to do
-    again = subprocess.run(
-        [sys.executable, "manage_admin.py", "events", "reconcile", "--older-than", "0"],
-        cwd=ROOT,
-        env={**flushable_stack["env"], "DJANGO_SETTINGS_MODULE": "lokaly_admin.settings.test"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = _reconcile(flushable_stack["env"])
     assert again.returncode == 0, again.stdout + again.stderr
     assert "still on the stream, 0 published again." in again.stdout, again.stdout
     assert _statuses(everyone) == {"confirmed": 30, "cancelled": 15}
