@@ -194,11 +194,37 @@ def _courier_delivery(
     return order, delivery
 
 
+def _states(delivery: Delivery, order: o.Order) -> dict[str, str]:
+    return {"delivery_status": str(delivery.status), "order_status": str(order.status)}
+
+
 def _wrong_state(delivery: Delivery, action: str, order: o.Order) -> InvalidTransition:
     return InvalidTransition(
         f"A delivery that is {delivery.status} (order {order.status}) cannot be {action}.",
-        details={"delivery_status": str(delivery.status), "order_status": str(order.status)},
+        details=_states(delivery, order),
     )
+
+
+def _record_step(
+    uow: UnitOfWork,
+    order: o.Order,
+    delivery: Delivery,
+    event: type[DeliveryPickedUp | DeliveryCompleted | DeliveryDeclined],
+    *,
+    now: datetime,
+    change: o.StatusChange | None = None,
+) -> None:
+    """Save the delivery's step and record its event, with the order's status change the
+    step made, if any (the order saved with its history)."""
+    uow.deliveries.save(delivery)
+    uow.events.record(
+        event(delivery_id=delivery.id, order_id=order.id, courier_id=delivery.courier_id),
+        aggregate_id=order.id,
+        occurred_at=now,
+    )
+    if change is not None:
+        record_status_change(uow, order, change)
+        uow.orders.save(order)
 
 
 def delivery_pickup(
@@ -212,10 +238,7 @@ def delivery_pickup(
         if order.status is not o.OrderStatus.READY:
             raise InvalidTransition(
                 f"The order is {order.status}; it can be picked up once it is ready.",
-                details={
-                    "delivery_status": str(delivery.status),
-                    "order_status": str(order.status),
-                },
+                details=_states(delivery, order),
             )
         now = clock()
         change = order.move_to(o.OrderStatus.OUT_FOR_DELIVERY, actor=o.Actor.COURIER, at=now)
@@ -224,14 +247,7 @@ def delivery_pickup(
             order.stock_state = o.StockState.CONSUMED
         delivery.status = DeliveryStatus.PICKED_UP
         delivery.picked_up_at = now
-        uow.deliveries.save(delivery)
-        uow.events.record(
-            DeliveryPickedUp(delivery_id=delivery.id, order_id=order.id, courier_id=courier_id),
-            aggregate_id=order.id,
-            occurred_at=now,
-        )
-        record_status_change(uow, order, change)
-        uow.orders.save(order)
+        _record_step(uow, order, delivery, DeliveryPickedUp, now=now, change=change)
         uow.commit()
     return delivery
 
@@ -248,14 +264,7 @@ def delivery_complete(
         change = order.move_to(o.OrderStatus.DELIVERED, actor=o.Actor.COURIER, at=now)
         delivery.status = DeliveryStatus.DELIVERED
         delivery.delivered_at = now
-        uow.deliveries.save(delivery)
-        uow.events.record(
-            DeliveryCompleted(delivery_id=delivery.id, order_id=order.id, courier_id=courier_id),
-            aggregate_id=order.id,
-            occurred_at=now,
-        )
-        record_status_change(uow, order, change)
-        uow.orders.save(order)
+        _record_step(uow, order, delivery, DeliveryCompleted, now=now, change=change)
         _free_courier(uow, courier_id, reason="delivered", now=now, order_id=order.id)
         uow.commit()
     return delivery
@@ -272,12 +281,7 @@ def delivery_decline(
         now = clock()
         delivery.status = DeliveryStatus.DECLINED
         delivery.ended_at = now
-        uow.deliveries.save(delivery)
-        uow.events.record(
-            DeliveryDeclined(delivery_id=delivery.id, order_id=order.id, courier_id=courier_id),
-            aggregate_id=order.id,
-            occurred_at=now,
-        )
+        _record_step(uow, order, delivery, DeliveryDeclined, now=now)
         if order.status in DISPATCHABLE:
             uow.dispatch.put(order.id, uow.dispatch.attempts(order.id), now)
         _free_courier(uow, courier_id, reason="declined", now=now, order_id=order.id)
