@@ -74,9 +74,10 @@ test: $(STAMP) ## Run the test suite (ARGS="..." goes to pytest)
 		code=$$?; if [ $$code -ne 5 ] || [ -z "$(ARGS)" ]; then status=$$code; fi; }; \
 	exit $$status
 
-lint: $(STAMP) ## ruff and the import contracts
+lint: $(STAMP) ## ruff, the import contracts and mypy (the files and strictness: pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: $(STAMP) ## Run the benchmark (bench/run.py; ARGS="..." goes to it)
 	$(VENV_PY) bench/run.py $(ARGS)
