@@ -6,15 +6,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+import redis
 from django.conf import settings
 from django.db import OperationalError, connection
 from rest_framework.test import APIClient
 
 from lokaly_core.accounts.models import Role, User
 from lokaly_core.accounts.tokens import PUBLIC, issue_pair
+from lokaly_core.conf import servers
 from lokaly_core.events import Envelope
 from lokaly_core.outbox import relay
 from lokaly_core.redis_client import get_redis
@@ -23,10 +27,67 @@ from tests.factories import ProductFactory, StockFactory, StoreFactory, UserFact
 # tests/admin runs with the admin server's settings (a second pytest run, see Makefile);
 # every other folder with the public server's.
 ADMIN_SETTINGS = "lokaly_admin.settings.test"
-if os.environ.get("DJANGO_SETTINGS_MODULE") == ADMIN_SETTINGS:
+TESTS = Path(__file__).resolve().parent
+ADMIN_RUN = os.environ.get("DJANGO_SETTINGS_MODULE") == ADMIN_SETTINGS
+if ADMIN_RUN:
     collect_ignore_glob = ["domain/*", "public/*", "worker/*", "e2e/*", "realtime/*", "test_*.py"]
 else:
     collect_ignore_glob = ["admin/*"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse, with the command to use, paths the other settings' run would have to run
+    (they would otherwise be ignored in silence: "no tests ran")."""
+    named = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    admin = [p for p in named if p.is_relative_to(TESTS / "admin")]
+    others = [p for p in named if p.is_relative_to(TESTS) and p != TESTS and p not in admin]
+    if admin and not ADMIN_RUN:
+        raise pytest.UsageError(
+            "tests/admin runs with the admin server's settings: "
+            f".venv/bin/pytest --ds={ADMIN_SETTINGS} "
+            + " ".join(str(p.relative_to(TESTS.parent)) for p in admin)
+            + "  (make test runs both)"
+        )
+    if others and ADMIN_RUN:
+        raise pytest.UsageError(
+            f"--ds={ADMIN_SETTINGS} runs tests/admin only; run these without --ds: "
+            ".venv/bin/pytest " + " ".join(str(p.relative_to(TESTS.parent)) for p in others)
+        )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before the first test: stop the run at once on a PostgreSQL or Redis older than the
+    oldest supported (lokaly_core/conf/servers.py), or one that cannot be reached, instead
+    of letting tests fail one by one on what the old server lacks."""
+    if all("domain" in item.path.parts for item in session.items):
+        return  # the domain's tests touch neither server
+    database = settings.DATABASES["default"]
+    where = f" (DATABASE_URL host {database.get('HOST') or 'local'}, REDIS_URL {settings.REDIS_URL})"
+    try:
+        with _server_connection(database) as conn, conn.cursor() as cursor:
+            problems = servers.check_connections(
+                cursor=cursor, redis_client=get_redis(), where=where
+            )
+    except (psycopg.Error, redis.RedisError) as exc:
+        problems = [f"Cannot reach the test servers{where}: {exc}"]
+    if problems:
+        pytest.exit("\n".join(problems), returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def _server_connection(database: dict[str, Any]) -> psycopg.Connection[Any]:
+    """A connection to the server of ``database``: its database if it exists yet, else the
+    ``postgres`` one (pytest-django creates the test database from there too)."""
+    params = {
+        "user": database.get("USER") or None,
+        "password": database.get("PASSWORD") or None,
+        "host": database.get("HOST") or None,
+        "port": database.get("PORT") or None,
+        "connect_timeout": 5,
+    }
+    try:
+        return psycopg.connect(dbname=database["NAME"], **params)
+    except psycopg.OperationalError:
+        return psycopg.connect(dbname="postgres", **params)
 
 
 @pytest.fixture(autouse=True)

