@@ -62,7 +62,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if all("domain" in item.path.parts for item in session.items):
         return  # the domain's tests touch neither server
     database = settings.DATABASES["default"]
-    where = f" (DATABASE_URL host {database.get('HOST') or 'local'}, REDIS_URL {settings.REDIS_URL})"
+    where = (
+        f" (DATABASE_URL host {database.get('HOST') or 'local'}, REDIS_URL {settings.REDIS_URL})"
+    )
     try:
         with _server_connection(database) as conn, conn.cursor() as cursor:
             problems = servers.check_connections(
