@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.urls import get_resolver, get_urlconf
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -164,3 +166,55 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
 
 def server_error(request: HttpRequest) -> JsonResponse:
     return error_response(500, "internal_error", "Something went wrong on our side; it is logged.")
+
+
+# The answers DEBUG changes: for these, django.core.handlers.exception.response_for_exception
+# renders its technical page (HTML or plain text) instead of calling the urlconf's handler:
+# 404 for an unknown URL or an Http404, 400 for a BadRequest or SuspiciousOperation (a Host
+# not in ALLOWED_HOSTS), 500 for an unhandled exception. 403 and the rest do not depend on it.
+DEBUG_PAGE_STATUSES = frozenset({400, 404, 500})
+
+
+class DebugErrorEnvelopeMiddleware:
+    """With DEBUG on, Django's technical error pages become the urlconf's handler's answer,
+    the contract's error shape, as they are in production: the apps are built against
+    ``make dev``. The traceback of a 500 is still logged (``django.request``) before this
+    runs. Without DEBUG it changes nothing.
+
+    First in MIDDLEWARE, to see the pages made from an exception in any layer (a bad Host
+    fails in CommonMiddleware). Neither the project's views nor the admin site's answer
+    400, 404 or 500 in HTML themselves (they raise and leave the answer to the handlers), so
+    a non-JSON answer with one of those statuses is one of Django's debug pages.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if (
+            settings.DEBUG
+            and isinstance(response, HttpResponse)  # not streamed: the pages never are
+            and response.status_code in DEBUG_PAGE_STATUSES
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            _replace_body(response, _handler_answer(request, response.status_code))
+        return response
+
+
+def _handler_answer(request: HttpRequest, status: int) -> HttpResponse:
+    # As Django calls them: handler500(request), the others (request, exception=...).
+    handler: Callable[..., HttpResponse] = get_resolver(get_urlconf()).resolve_error_handler(
+        status
+    )
+    return handler(request) if status == 500 else handler(request, exception=None)
+
+
+def _replace_body(response: HttpResponse, answer: HttpResponse) -> None:
+    # In place rather than a new response: it keeps the headers the other middleware added
+    # (SecurityMiddleware's) and Django's note that it was logged, which a new one would lose
+    # (BaseHandler logs an error response it has not seen logged: twice, without traceback).
+    response.content = answer.content
+    response["Content-Type"] = answer["Content-Type"]
+    if response.has_header("Content-Length"):  # CommonMiddleware measured the page
+        response["Content-Length"] = str(len(answer.content))

@@ -11,6 +11,7 @@ WSGI_APPLICATION = "lokaly_public.wsgi.application"
 INSTALLED_APPS = [*CORE_APPS, "channels"]
 
 MIDDLEWARE = [
+    "lokaly_core.web.errors.DebugErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "lokaly_public.middleware.RateLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
