@@ -68,6 +68,9 @@ CORE_APPS = [
     "django.contrib.auth",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files for /api/docs/ (SPECTACULAR_SETTINGS below), served from the
+    # project rather than a CDN: the page works offline, at the pinned version.
+    "drf_spectacular_sidecar",
 ]
 
 LANGUAGE_CODE = "en"
@@ -76,6 +79,12 @@ USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Static files (the admin site's, Swagger UI's) are served by WhiteNoise on both servers: in
+# development straight from the apps, in production from STATIC_ROOT after `collectstatic`
+# (the Dockerfile runs the admin server's, whose apps include every static file the public
+# server has; both servers share STATIC_ROOT).
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # A JSON body larger than this is refused with 400 before any view runs.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
@@ -171,4 +180,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }

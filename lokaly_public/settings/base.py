@@ -8,11 +8,13 @@ ROOT_URLCONF = "lokaly_public.urls"
 ASGI_APPLICATION = "lokaly_public.asgi.application"
 WSGI_APPLICATION = "lokaly_public.wsgi.application"
 
-INSTALLED_APPS = [*CORE_APPS, "channels"]
+# staticfiles: Swagger UI's files for the docs page (/api/docs/), served by WhiteNoise.
+INSTALLED_APPS = ["django.contrib.staticfiles", *CORE_APPS, "channels"]
 
 MIDDLEWARE = [
     "lokaly_core.web.errors.DebugErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "lokaly_public.middleware.RateLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
 ]

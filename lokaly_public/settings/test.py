@@ -14,3 +14,5 @@ from lokaly_public.settings.base import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ADMIN_JWT_SECRET = os.environ["ADMIN_JWT_SECRET"]  # only to mint admin tokens in tests
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
+from django.core.management import call_command
 
 CONTRACT_PATHS = {
     "/api/auth/register": {"post"},
@@ -78,3 +81,51 @@ def test_docs_render(api_client, db):
 
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def _docs_assets(client) -> list[str]:
+    """The URLs of the files the docs page loads (scripts, stylesheet, icon)."""
+    page = client.get("/api/docs/").content.decode()
+    return re.findall(r'<(?:script|link)[^>]* (?:src|href)="([^"]+)"', page)
+
+
+def test_the_docs_page_loads_swagger_ui_from_this_server_not_a_cdn(api_client, db):
+    assets = _docs_assets(api_client)
+
+    assert sorted(a.rsplit("/", 1)[1] for a in assets) == [
+        "favicon-32x32.png", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
+        "swagger-ui.css",
+    ]
+    assert all(a.startswith("/static/drf_spectacular_sidecar/swagger-ui-dist/") for a in assets)
+
+
+def _get_file(client, url: str) -> tuple[int, str, bytes]:
+    response = client.get(url)
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return response.status_code, response["Content-Type"], body
+
+
+def test_the_swagger_ui_bundle_is_served(api_client, db):
+    (bundle,) = [a for a in _docs_assets(api_client) if a.endswith("/swagger-ui-bundle.js")]
+
+    status, content_type, body = _get_file(api_client, bundle)
+
+    assert status == 200
+    assert content_type.startswith("text/javascript")
+    assert len(body) > 500_000
+    assert b"SwaggerUIBundle" in body
+
+
+def test_the_docs_files_are_served_from_static_root_in_production(
+    api_client, db, settings, tmp_path
+):
+    # given production's static files: collected into STATIC_ROOT, no finders
+    settings.STATIC_ROOT = tmp_path
+    settings.WHITENOISE_USE_FINDERS = False
+    settings.WHITENOISE_AUTOREFRESH = False
+    call_command("collectstatic", "--noinput", verbosity=0)
+
+    # when the page's files are fetched, then each is served from there
+    for asset in _docs_assets(api_client):
+        assert _get_file(api_client, asset)[0] == 200, asset
+    assert _get_file(api_client, "/static/drf_spectacular_sidecar/no-such.js")[0] == 404
