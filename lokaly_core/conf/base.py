@@ -94,7 +94,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["lokaly_core.web.parsers.JSONParser"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "lokaly_core.web.pagination.CursorPagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, naming every list operation `..._list` (docs/api.md).
+    "DEFAULT_SCHEMA_CLASS": "lokaly_core.web.schema.AutoSchema",
     "EXCEPTION_HANDLER": "lokaly_core.web.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
