@@ -111,7 +111,7 @@ def seed(orders: int) -> dict[str, Any]:
             """,
             {"run": run, "customers": CUSTOMERS},
         )
-        params = {
+        params: dict[str, Any] = {
             "run": run,
             "store": store.id,
             "product": product.id,

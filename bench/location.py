@@ -51,8 +51,8 @@ def make_deliveries(store_id: str, products: list[str], couriers: int) -> list[d
     from lokaly_core.accounts.models import Role, User
     from lokaly_core.accounts.tokens import PUBLIC, issue_pair
     from lokaly_core.delivery.models import CourierState, Delivery
-    from lokaly_core.domain import orders as o
     from lokaly_core.domain.delivery import DispatchPolicy, courier_set_shift, dispatch_order
+    from lokaly_core.domain.model import orders as o
     from lokaly_core.domain.services import (
         ItemRequest,
         PlaceOrder,

@@ -31,7 +31,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 
@@ -89,7 +89,9 @@ async def preload(base: str, store_id: str, products: list[str], tokens: list[st
 def group_info(stream: str) -> dict[str, Any] | None:
     from lokaly_core.redis_client import get_redis
 
-    for group in get_redis().xinfo_groups(stream):
+    # redis-py 6.4 types the reply Awaitable | Any (lokaly_core.redis_client).
+    groups = cast("list[dict[str, Any]]", get_redis().xinfo_groups(stream))
+    for group in groups:
         if group["name"] in (GROUP, GROUP.encode()):
             return group
     return None
@@ -101,7 +103,8 @@ def time_drain(stream: str, store_id: str, timeout: float = 600) -> dict[str, An
     from lokaly_core.orders.models import Order
 
     deadline = time.monotonic() + timeout
-    first_read = quiet_since = None
+    first_read: float | None = None
+    quiet_since: float | None = None
     while time.monotonic() < deadline:
         now = time.monotonic()
         info = group_info(stream)
@@ -121,6 +124,7 @@ def time_drain(stream: str, store_id: str, timeout: float = 600) -> dict[str, An
         elif quiet_since is None:
             quiet_since = now
         elif now - quiet_since >= 0.5:
+            assert first_read is not None  # done needs read > 0, which set it
             seconds = quiet_since - first_read
             return {
                 "events": read,

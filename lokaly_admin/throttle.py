@@ -20,12 +20,13 @@ from django.core.cache import cache
 from rest_framework.exceptions import Throttled
 
 
+# The admin's own settings: mypy's Django plugin loads the public ones (pyproject.toml).
 def _max_failures() -> int:
-    return int(settings.ADMIN_LOGIN_MAX_FAILURES)
+    return int(settings.ADMIN_LOGIN_MAX_FAILURES)  # type: ignore[misc]
 
 
 def _window() -> int:
-    return int(settings.ADMIN_LOGIN_WINDOW_SECONDS)
+    return int(settings.ADMIN_LOGIN_WINDOW_SECONDS)  # type: ignore[misc]
 
 
 def _keys(email: str) -> tuple[str, str]:

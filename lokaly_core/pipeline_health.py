@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -91,7 +91,7 @@ def _age_s(since: Any) -> float | None:
 
 def _groups(client: redis.Redis, stream: str, now_ms: float) -> list[GroupHealth]:
     try:
-        groups = client.xinfo_groups(stream)
+        groups = cast("list[dict[str, Any]]", client.xinfo_groups(stream))
     except redis.ResponseError as exc:
         if "no such key" not in str(exc).lower():
             raise
@@ -102,7 +102,7 @@ def _groups(client: redis.Redis, stream: str, now_ms: float) -> list[GroupHealth
         pending = int(group["pending"])
         oldest_age = None
         if pending:
-            summary = client.xpending(stream, name)
+            summary = cast("dict[str, Any]", client.xpending(stream, name))
             if summary.get("min"):
                 oldest_age = max(0.0, (now_ms - _id_ms(_text(summary["min"]))) / 1000)
         result.append(
@@ -118,7 +118,7 @@ def _groups(client: redis.Redis, stream: str, now_ms: float) -> list[GroupHealth
 
 
 def _xlen(client: redis.Redis, name: str) -> int:
-    return int(client.xlen(name))
+    return cast(int, client.xlen(name))
 
 
 def _id_ms(entry_id: str) -> int:

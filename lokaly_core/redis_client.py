@@ -7,6 +7,11 @@ import threading
 import redis
 from django.conf import settings
 
+# redis-py 6.4 annotates each command once for its sync and its asyncio client, so every
+# reply is typed ``Awaitable[Any] | Any`` (redis/redis-py#3497). The sync client returns
+# the reply itself: callers ``typing.cast`` it to what the command returns.
+StreamEntry = tuple[bytes, dict[bytes, bytes]]  # (entry id, fields), as XRANGE gives them
+
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
 

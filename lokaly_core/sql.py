@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db.models import Model
+
+# Query parameters, Any each: psycopg adapts more than django-stubs' parameter type lists
+# (Jsonb, str enums), and the hand-written SQL passes its values as they are.
+SqlParams = list[Any]
 
 
 def insert_rows(
     model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[object]]
-) -> tuple[str, list[object]]:
+) -> tuple[str, SqlParams]:
     """``INSERT INTO <table> (<columns>) VALUES (...), (...)`` and its parameters."""
     placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
     sql = (

@@ -6,6 +6,7 @@ Django's ASGI handler (``asgi``).
 """
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -19,8 +20,11 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from lokaly_public.routing import websocket_urlpatterns  # noqa: E402
 
+http_app: Any
 if settings.PUBLIC_HTTP_STACK == "wsgi":
-    http_app = WSGIMiddleware(get_wsgi_application(), workers=settings.PUBLIC_HTTP_THREADS)
+    # django-stubs types WSGIHandler's response as HttpResponseBase, which it does not
+    # declare iterable; a2wsgi wants an app returning Iterable[bytes] (it gets one).
+    http_app = WSGIMiddleware(get_wsgi_application(), workers=settings.PUBLIC_HTTP_THREADS)  # type: ignore[arg-type]
 else:
     http_app = django_asgi
 

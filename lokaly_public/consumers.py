@@ -21,7 +21,7 @@ from lokaly_core.accounts.models import Role
 from lokaly_core.accounts.tokens import PUBLIC, validate_access
 from lokaly_core.delivery.location import last_location
 from lokaly_core.delivery.selectors import courier_may_watch
-from lokaly_core.domain.delivery import ACTIVE_DELIVERY
+from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY
 from lokaly_core.orders import selectors
 from lokaly_core.orders.models import Order
 from lokaly_core.orders.realtime import order_group

@@ -24,7 +24,7 @@ from lokaly_core.domain.delivery import (
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.web.pagination import PAGINATION_PARAMETERS, CursorPagination, paginated
 from lokaly_public import serializers as s
-from lokaly_public.permissions import IsCourier
+from lokaly_public.permissions import IsCourier, caller
 
 
 class CourierShiftApi(APIView):
@@ -42,7 +42,7 @@ class CourierShiftApi(APIView):
         online = courier_set_shift(
             uow=DjangoUnitOfWork(),
             clock=timezone.now,
-            courier_id=request.user.id,
+            courier_id=caller(request).id,
             online=serializer.validated_data["online"],
         )
         return Response({"online": online})
@@ -62,7 +62,7 @@ class CourierLocationApi(APIView):
         serializer.is_valid(raise_exception=True)
         courier_report_location(
             report=LocationReport(
-                courier_id=request.user.id,
+                courier_id=caller(request).id,
                 lat=serializer.validated_data["lat"],
                 lng=serializer.validated_data["lng"],
                 recorded_at=timezone.now(),
@@ -86,7 +86,7 @@ class CourierDeliveryListApi(APIView):
     def get(self, request: Request) -> Response:
         paginator = self.Pagination()
         page = paginator.paginate_queryset(
-            selectors.courier_active_deliveries(request.user.id), request, view=self
+            selectors.courier_active_deliveries(caller(request).id), request, view=self
         )
         return paginator.get_paginated_response(
             [selectors.delivery_to_dict(d) for d in page or []]
@@ -98,9 +98,9 @@ def _act(service: Callable[..., Any], request: Request, delivery_id: UUID) -> Re
         uow=DjangoUnitOfWork(),
         clock=timezone.now,
         delivery_id=delivery_id,
-        courier_id=request.user.id,
+        courier_id=caller(request).id,
     )
-    delivery = selectors.courier_delivery(delivery_id=delivery_id, courier_id=request.user.id)
+    delivery = selectors.courier_delivery(delivery_id=delivery_id, courier_id=caller(request).id)
     return Response(selectors.delivery_to_dict(delivery))
 
 

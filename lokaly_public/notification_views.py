@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from lokaly_core.notifications import selectors
 from lokaly_core.web.pagination import PAGINATION_PARAMETERS, CursorPagination, paginated
 from lokaly_public import serializers as s
-from lokaly_public.permissions import IsCustomerOrCourier
+from lokaly_public.permissions import IsCustomerOrCourier, caller
 
 
 class NotificationListApi(APIView):
@@ -35,7 +35,7 @@ class NotificationListApi(APIView):
         paginator = CursorPagination()
         page = paginator.paginate_queryset(
             selectors.user_notifications(
-                user_id=request.user.id, unread_only=query.validated_data["unread"]
+                user_id=caller(request).id, unread_only=query.validated_data["unread"]
             ),
             request,
             view=self,
@@ -56,6 +56,6 @@ class NotificationReadApi(APIView):
     )
     def post(self, request: Request, notification_id: UUID) -> Response:
         selectors.notification_mark_read(
-            notification_id=notification_id, user_id=request.user.id, clock=timezone.now
+            notification_id=notification_id, user_id=caller(request).id, clock=timezone.now
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

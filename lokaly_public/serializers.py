@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from lokaly_core.accounts.models import User
-from lokaly_core.domain import delivery as d
-from lokaly_core.domain import orders as o
+from lokaly_core.domain.model import delivery as d
+from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.services import ItemRequest, PlaceOrder
 
 # Choice sets named once in the OpenAPI schema (``ENUM_NAME_OVERRIDES`` in the settings).
@@ -100,7 +100,8 @@ class AddressSerializer(serializers.Serializer):
 
 class PlaceOrderSerializer(serializers.Serializer):
     store_id = serializers.UUIDField()
-    items = ItemSerializer(many=True, allow_empty=False, max_length=o.MAX_ITEMS)
+    # drf-stubs omits the ListSerializer arguments (max_length) that many=True passes on.
+    items = ItemSerializer(many=True, allow_empty=False, max_length=o.MAX_ITEMS)  # type: ignore[call-arg]
     delivery_address = AddressSerializer()
     note = serializers.CharField(
         max_length=o.MAX_NOTE_LENGTH, required=False, allow_blank=True, default=""

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -35,12 +35,12 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from lokaly_core.domain.backoff import backoff_ms
-from lokaly_core.events import Envelope, UnknownEventType
+from lokaly_core.events import Envelope, EventPayload, UnknownEventType
 from lokaly_core.orders import idempotency
 from lokaly_core.outbox import relay
 from lokaly_core.outbox import settle as outbox
 from lokaly_core.outbox.models import ProcessedEvent
-from lokaly_core.redis_client import get_redis
+from lokaly_core.redis_client import StreamEntry, get_redis
 from lokaly_worker import metrics
 from lokaly_worker.registry import Handler, Registry
 
@@ -185,12 +185,15 @@ class StreamWorker:
 
     def run_once(self) -> int:
         try:
-            response = self.redis.xreadgroup(
-                self.config.group,
-                self.config.consumer,
-                {self.config.stream: ">"},
-                count=self.config.batch,
-                block=self.config.block_ms,
+            response = cast(
+                "list[tuple[bytes, list[StreamEntry]]] | None",
+                self.redis.xreadgroup(
+                    self.config.group,
+                    self.config.consumer,
+                    {self.config.stream: ">"},
+                    count=self.config.batch,
+                    block=self.config.block_ms,
+                ),
             )
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
@@ -265,7 +268,9 @@ class StreamWorker:
         )
         return True
 
-    def _run_handlers(self, handlers: list[Handler], envelope: Envelope, payload: Any) -> None:
+    def _run_handlers(
+        self, handlers: list[Handler[Any]], envelope: Envelope, payload: EventPayload
+    ) -> None:
         """The handlers that want the event: the non-transactional ones first (socket
         broadcasts: nothing to wait for), then the transactional ones together in one
         database transaction with their dedup markers (one statement), so the event's
@@ -390,12 +395,17 @@ class StreamWorker:
         letters without running again (its handler may be what killed the process).
         """
         cfg = self.config
-        pending = self.redis.xpending_range(
-            cfg.stream, cfg.group, min="-", max="+", count=1000, consumername=cfg.consumer
+        pending = cast(
+            "list[dict[str, Any]]",
+            self.redis.xpending_range(
+                cfg.stream, cfg.group, min="-", max="+", count=1000, consumername=cfg.consumer
+            ),
         )
         for info in pending:
             entry_id = _text(info["message_id"])
-            found = self.redis.xrange(cfg.stream, min=entry_id, max=entry_id)
+            found = cast(
+                "list[StreamEntry]", self.redis.xrange(cfg.stream, min=entry_id, max=entry_id)
+            )
             event_type = _text(found[0][1].get(b"type", b"")) if found else ""
             delivered = int(info["times_delivered"])
             if self._failure(entry_id) is None:
@@ -420,13 +430,16 @@ class StreamWorker:
         backoff of its own (its type's policy, its delivery count, its jitter), which
         XAUTOCLAIM's single idle time cannot express."""
         cfg = self.config
-        pending = self.redis.xpending_range(
-            cfg.stream, cfg.group, min="-", max="+", count=200, idle=self._shortest_wait_ms()
+        pending = cast(
+            "list[dict[str, Any]]",
+            self.redis.xpending_range(
+                cfg.stream, cfg.group, min="-", max="+", count=200, idle=self._shortest_wait_ms()
+            ),
         )
         if not pending:
             return 0
         ids = [_text(p["message_id"]) for p in pending]
-        failures = self.redis.hmget(self.failures_key, ids)
+        failures = cast("list[bytes | None]", self.redis.hmget(self.failures_key, ids))
         retried = 0
         for info, entry_id, raw in zip(pending, ids, failures, strict=True):
             if raw is None:
@@ -442,16 +455,20 @@ class StreamWorker:
         mid-handler (or is stuck). The claim counts as a delivery, so the attempt is the
         entry's delivery count after it, read back with XPENDING."""
         cfg = self.config
-        response = self.redis.xautoclaim(
-            cfg.stream,
-            cfg.group,
-            cfg.consumer,
-            cfg.claim_idle_ms,
-            start_id=self._autoclaim_cursor,
-            count=cfg.batch,
+        # [next cursor, the claimed entries, and on Redis 7 the ids deleted meanwhile]
+        response = cast(
+            "list[Any]",
+            self.redis.xautoclaim(
+                cfg.stream,
+                cfg.group,
+                cfg.consumer,
+                cfg.claim_idle_ms,
+                start_id=self._autoclaim_cursor,
+                count=cfg.batch,
+            ),
         )
         self._autoclaim_cursor = _text(response[0])
-        live = []
+        live: list[tuple[str, dict[bytes, bytes]]] = []
         for entry_id, fields in response[1]:
             if fields:
                 live.append((_text(entry_id), fields))
@@ -483,7 +500,10 @@ class StreamWorker:
         """XCLAIM the entry if it is still idle ``min_idle_ms`` (no other consumer took it
         meanwhile), then process it; 1 when it was processed."""
         cfg = self.config
-        claimed = self.redis.xclaim(cfg.stream, cfg.group, cfg.consumer, min_idle_ms, [entry_id])
+        claimed = cast(
+            "list[StreamEntry]",
+            self.redis.xclaim(cfg.stream, cfg.group, cfg.consumer, min_idle_ms, [entry_id]),
+        )
         done = 0
         for claimed_id, fields in claimed:
             if not fields:  # trimmed away meanwhile: nothing left to process
@@ -510,7 +530,7 @@ class StreamWorker:
         self.redis.hset(self.failures_key, entry_id, record)
 
     def _failure(self, entry_id: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(self.failures_key, entry_id)
+        raw = cast("bytes | None", self.redis.hget(self.failures_key, entry_id))
         return None if raw is None else _parse_failure(raw)
 
     def _last_error(self, entry_id: str) -> str | None:
@@ -529,7 +549,7 @@ def _parse_failure(raw: bytes | str) -> dict[str, Any]:
     return {"type": None, "error": _text(raw)}
 
 
-def _mark_processed(envelope: Envelope, handlers: list[Handler]) -> set[str]:
+def _mark_processed(envelope: Envelope, handlers: list[Handler[Any]]) -> set[str]:
     """Insert the handlers' dedup markers; returns the names of those that had none (the
     handlers still to run). A concurrent duplicate waits on the unique index until the
     first transaction ends, then finds the markers there."""

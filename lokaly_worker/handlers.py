@@ -7,8 +7,8 @@ import logging
 from django.utils import timezone
 
 from lokaly_core.broadcast import get_broadcaster
+from lokaly_core.domain.model.orders import OrderStatus
 from lokaly_core.domain.notifications import notifies
-from lokaly_core.domain.orders import OrderStatus
 from lokaly_core.domain.picking import order_advance_to
 from lokaly_core.domain.services import order_reserve_stock
 from lokaly_core.events import (
@@ -30,9 +30,8 @@ from lokaly_worker.registry import every_tick, handles
 logger = logging.getLogger("lokaly.worker.handlers")
 
 
-@handles(OrderCreated.TYPE)
-def reserve_stock(envelope: Envelope, event: EventPayload) -> None:
-    assert isinstance(event, OrderCreated)
+@handles(OrderCreated)
+def reserve_stock(envelope: Envelope, event: OrderCreated) -> None:
     order = order_reserve_stock(
         uow=DjangoUnitOfWork(savepoint=False), clock=timezone.now, order_id=event.order_id
     )
@@ -55,15 +54,13 @@ def reserve_stock(envelope: Envelope, event: EventPayload) -> None:
     )
 
 
-@handles(OrderStatusChanged.TYPE, transactional=False)
-def broadcast_status_change(envelope: Envelope, event: EventPayload) -> None:
-    assert isinstance(event, OrderStatusChanged)
+@handles(OrderStatusChanged, transactional=False)
+def broadcast_status_change(envelope: Envelope, event: OrderStatusChanged) -> None:
     get_broadcaster().group_send(order_group(event.order_id), status_changed_message(event))
 
 
-@handles(PickingStarted.TYPE)
-def order_to_picking(envelope: Envelope, event: EventPayload) -> None:
-    assert isinstance(event, PickingStarted)
+@handles(PickingStarted)
+def order_to_picking(envelope: Envelope, event: PickingStarted) -> None:
     order_advance_to(
         uow=DjangoUnitOfWork(savepoint=False),
         clock=timezone.now,
@@ -72,9 +69,8 @@ def order_to_picking(envelope: Envelope, event: EventPayload) -> None:
     )
 
 
-@handles(PickingCompleted.TYPE)
-def order_to_ready(envelope: Envelope, event: EventPayload) -> None:
-    assert isinstance(event, PickingCompleted)
+@handles(PickingCompleted)
+def order_to_ready(envelope: Envelope, event: PickingCompleted) -> None:
     order_advance_to(
         uow=DjangoUnitOfWork(savepoint=False),
         clock=timezone.now,
@@ -86,22 +82,20 @@ def order_to_ready(envelope: Envelope, event: EventPayload) -> None:
 # -- delivery ---------------------------------------------------------------------------
 
 
-def _confirmed(event: EventPayload) -> bool:
-    return isinstance(event, OrderStatusChanged) and event.status == OrderStatus.CONFIRMED
+def _confirmed(event: OrderStatusChanged) -> bool:
+    return event.status == OrderStatus.CONFIRMED
 
 
-@handles(OrderStatusChanged.TYPE, when=_confirmed)
-def dispatch_confirmed_order(envelope: Envelope, event: EventPayload) -> None:
+@handles(OrderStatusChanged, when=_confirmed)
+def dispatch_confirmed_order(envelope: Envelope, event: OrderStatusChanged) -> None:
     """A newly confirmed order gets a courier, or joins the dispatch queue."""
-    assert isinstance(event, OrderStatusChanged)
     dispatch_one(event.order_id, joined=True, event_id=envelope.event_id, via=envelope.type)
 
 
-@handles(CourierAvailable.TYPE, transactional=False)
-def dispatch_to_available_courier(envelope: Envelope, event: EventPayload) -> None:
+@handles(CourierAvailable, transactional=False)
+def dispatch_to_available_courier(envelope: Envelope, event: CourierAvailable) -> None:
     """A courier is free: the queue is served, longest waiting first, one transaction per
     order. Not deduplicated: a second run only finds fewer orders or no free courier."""
-    assert isinstance(event, CourierAvailable)
     dispatch_waiting(due_only=False, event_id=envelope.event_id, via=envelope.type)
 
 
@@ -115,6 +109,6 @@ def dispatch_due_orders() -> None:
 # -- notifications ----------------------------------------------------------------------
 
 
-@handles(OrderStatusChanged.TYPE, DeliveryAssigned.TYPE, CourierAvailable.TYPE, when=notifies)
+@handles(OrderStatusChanged, DeliveryAssigned, CourierAvailable, when=notifies)
 def write_notifications(envelope: Envelope, event: EventPayload) -> None:
     notify_for_event(envelope=envelope, event=event)

@@ -22,23 +22,23 @@ from lokaly_core.orders.uow import DjangoUnitOfWork
 PASSWORD = "correct-horse-battery-staple"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+# Typed by their model (factory_boy's generics), when called as ``XFactory.create(...)``:
+# the plain ``XFactory(...)`` goes through factory_boy's untyped metaclass ``__call__``, which
+# mypy reads as making a factory instance.
+
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
-        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"user{n}@example.test")
     name = factory.Faker("name")
     role = Role.CUSTOMER
-    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
-
-    @factory.post_generation
-    def _save(obj, create, extracted, **kwargs):  # noqa: N805
-        if create:
-            obj.save()
+    # Hashed at build time (make_password), so the user is saved once, with its password.
+    password = factory.django.Password(PASSWORD)
 
 
-class StoreFactory(factory.django.DjangoModelFactory):
+class StoreFactory(factory.django.DjangoModelFactory[Store]):
     class Meta:
         model = Store
 
@@ -48,7 +48,7 @@ class StoreFactory(factory.django.DjangoModelFactory):
     lng = 4.89
 
 
-class ProductFactory(factory.django.DjangoModelFactory):
+class ProductFactory(factory.django.DjangoModelFactory[Product]):
     class Meta:
         model = Product
 
@@ -58,7 +58,7 @@ class ProductFactory(factory.django.DjangoModelFactory):
     currency = "EUR"
 
 
-class StockFactory(factory.django.DjangoModelFactory):
+class StockFactory(factory.django.DjangoModelFactory[Stock]):
     class Meta:
         model = Stock
 
@@ -73,7 +73,7 @@ class StockFactory(factory.django.DjangoModelFactory):
 
 def courier_on_shift(courier: User | None = None, *, lat: float = 52.37, lng: float = 4.89) -> User:
     """A courier (new unless given), online through the domain, located at (lat, lng)."""
-    courier = courier or UserFactory(role=Role.COURIER)
+    courier = courier or UserFactory.create(role=Role.COURIER)
     courier_set_shift(
         uow=DjangoUnitOfWork(), clock=timezone.now, courier_id=courier.id, online=True
     )

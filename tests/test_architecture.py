@@ -5,9 +5,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _contract_names() -> list[str]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return [c["name"] for c in config["tool"]["importlinter"]["contracts"]]
 
 
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -21,20 +27,33 @@ def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_import_contracts_are_kept() -> None:
     result = _lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 kept, 0 broken" in result.stdout
+    names = _contract_names()
+    assert len(names) == 4
+    for name in names:
+        assert f"{name} KEPT" in result.stdout
+    assert f"{len(names)} kept, 0 broken" in result.stdout
 
 
-def test_import_contracts_catch_a_domain_importing_django(tmp_path: Path) -> None:
-    # given a copy of the tree whose domain imports Django
+def test_import_contracts_catch_a_breach_of_each_kind(tmp_path: Path) -> None:
+    # given a copy of the tree whose domain imports Django, whose domain model imports the
+    # ports, and whose public API imports the worker
     for name in ("lokaly_core", "lokaly_public", "lokaly_admin", "lokaly_worker"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    offender = tmp_path / "lokaly_core" / "domain" / "orders.py"
-    offender.write_text("import django.db  # noqa\n" + offender.read_text())
-    public_views = tmp_path / "lokaly_public" / "views.py"
-    public_views.write_text("import lokaly_worker.consumer  # noqa\n" + public_views.read_text())
-    # when the contracts are checked, then both breaches are reported
+    _prepend(tmp_path / "lokaly_core" / "domain" / "model" / "orders.py", "import django.db")
+    _prepend(
+        tmp_path / "lokaly_core" / "domain" / "model" / "delivery.py",
+        "from lokaly_core.domain.ports import UnitOfWork",
+    )
+    _prepend(tmp_path / "lokaly_public" / "views.py", "import lokaly_worker.consumer")
+    # when the contracts are checked, then each breach is reported
     result = _lint_imports(tmp_path)
     assert result.returncode != 0
     assert "plain Python BROKEN" in result.stdout
+    assert "services above ports above the model BROKEN" in result.stdout
+    assert "lokaly_core.domain.model.delivery -> lokaly_core.domain.ports" in result.stdout
     assert "never import each other BROKEN" in result.stdout
+
+
+def _prepend(module: Path, line: str) -> None:
+    module.write_text(f"{line}  # noqa\n" + module.read_text())

@@ -13,7 +13,7 @@ from django.utils import timezone
 from lokaly_admin.admin.formatting import money
 from lokaly_admin.admin.permissions import ReadOnlyInline, RoleActionsMixin, role_allows
 from lokaly_core.domain.errors import DomainError
-from lokaly_core.domain.orders import Actor
+from lokaly_core.domain.model.orders import Actor
 from lokaly_core.domain.services import order_cancel
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
 from lokaly_core.orders.uow import DjangoUnitOfWork

@@ -108,7 +108,8 @@ class AccountChangeForm(_RoleChoicesMixin, UserChangeForm):
         return _clean_email(self, self.cleaned_data["email"])
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         was_super = self.initial.get("role") == Role.SUPER_ADMIN and self.initial.get("is_active")
         stays_super = cleaned.get("role") == Role.SUPER_ADMIN and cleaned.get("is_active")
         if was_super and not stays_super and not _other_active_super_admins(self.instance):
@@ -160,8 +161,11 @@ class AccountAdmin(UserAdmin):
     def order_count(self, user: Any) -> int:
         return int(user.order_count)
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, **kwargs)
+    def get_form(
+        self, request: HttpRequest, obj: Any | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Any]]:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        assert issubclass(form, _RoleChoicesMixin)  # a subclass of form or add_form
         form.allowed_roles = writable_roles(request)
         return form
 

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lokaly_core.domain.orders import Actor
+from lokaly_core.domain.model.orders import Actor
 from lokaly_core.domain.picking import picking_complete, picking_start
 from lokaly_core.domain.services import order_cancel
 from lokaly_core.orders import selectors

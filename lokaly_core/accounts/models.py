@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -52,7 +53,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []  # name defaults from the email (createsuperuser --noinput)
+    # The name defaults from the email (createsuperuser --noinput).
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         indexes = [

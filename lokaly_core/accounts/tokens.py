@@ -89,7 +89,8 @@ def rotate_refresh(realm: Realm, raw: str) -> dict[str, str]:
         refresh = _REFRESH[realm.name](raw)  # type: ignore[arg-type]
     except TokenError as exc:
         raise InvalidToken(str(exc)) from exc
-    user = User.objects.filter(pk=refresh.payload.get("user_id"), is_active=True).first()
+    user_id = refresh.payload.get("user_id")
+    user = None if user_id is None else User.objects.filter(pk=user_id, is_active=True).first()
     if user is None or user.role not in realm.roles:
         raise InvalidToken("The account behind this token is not active here.")
     expires_at = datetime.fromtimestamp(refresh["exp"], tz=UTC)

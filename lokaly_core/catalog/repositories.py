@@ -8,7 +8,7 @@ from uuid import UUID
 from django.db import connection
 
 from lokaly_core.catalog.models import Product, Store
-from lokaly_core.domain.ports import Offer, StoreInfo
+from lokaly_core.domain.model.catalog import Offer, StoreInfo
 from lokaly_core.inventory.models import Stock
 
 _STORE_OFFERS_SQL = (

@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django.conf import settings
@@ -116,5 +116,5 @@ def _store(report: LocationReport) -> None:
 
 def last_location(courier_id: UUID) -> dict[str, Any] | None:
     """The last reported ``{lat, lng, recorded_at}`` (from Redis), or None."""
-    raw = get_redis().get(_key("location", courier_id))
+    raw = cast("bytes | None", get_redis().get(_key("location", courier_id)))
     return json.loads(raw) if raw else None

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from lokaly_core.domain.delivery import ACTIVE_DELIVERY, DeliveryStatus
+from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY, DeliveryStatus
 
 _ACTIVE = Q(status__in=sorted(s.value for s in ACTIVE_DELIVERY))
 
@@ -49,7 +49,8 @@ class Delivery(models.Model):
     """One assignment of an order to a courier. A declined or cancelled assignment stays
     as history; an order has at most one active delivery, a courier at most one."""
 
-    Status = models.TextChoices("Status", [(s.value, s.value) for s in DeliveryStatus])
+    # django-stubs types the functional API with a names string only, not (value, label) pairs.
+    Status = models.TextChoices("Status", [(s.value, s.value) for s in DeliveryStatus])  # type: ignore[call-overload]
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.ForeignKey("core.Order", on_delete=models.CASCADE, related_name="deliveries")

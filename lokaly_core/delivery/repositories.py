@@ -12,7 +12,7 @@ from lokaly_core.accounts.models import Role, User
 from lokaly_core.catalog.models import Store
 from lokaly_core.delivery.models import CourierState, DispatchTask
 from lokaly_core.delivery.models import Delivery as DeliveryRow
-from lokaly_core.domain import delivery as d
+from lokaly_core.domain.model import delivery as d
 
 _STATE = CourierState._meta.db_table
 _DELIVERY = DeliveryRow._meta.db_table

@@ -7,15 +7,15 @@ most one active delivery and a delivered order is never dispatched again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
 from django.db.models import F, Prefetch, QuerySet
 
 from lokaly_core.delivery.models import Delivery
-from lokaly_core.domain.delivery import ACTIVE_DELIVERY, DeliveryStatus
 from lokaly_core.domain.errors import NotFound
+from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY, DeliveryStatus
 from lokaly_core.events.contracts import format_timestamp
 from lokaly_core.orders.models import OrderLine
 
@@ -60,7 +60,7 @@ def order_delivery_to_dict(delivery: Delivery | None) -> dict[str, Any] | None:
     )
 
 
-def _order_delivery(row: dict[str, Any]) -> dict[str, Any]:
+def _order_delivery(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
         "status": str(row["status"]),

@@ -27,11 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from lokaly_core.domain import orders as o
 from lokaly_core.domain.backoff import backoff_ms
 from lokaly_core.domain.errors import InvalidTransition, NotFound, ValidationFailed
 from lokaly_core.domain.history import record_status_change
-from lokaly_core.domain.ports import Clock, UnitOfWork, stock_lines
+from lokaly_core.domain.model import orders as o
+from lokaly_core.domain.model.delivery import (
+    DISPATCHABLE,
+    Candidate,
+    Delivery,
+    DeliveryStatus,
+)
+from lokaly_core.domain.ports import Clock, UnitOfWork
 from lokaly_core.events import (
     CourierAvailable,
     DeliveryAssigned,
@@ -39,46 +45,6 @@ from lokaly_core.events import (
     DeliveryDeclined,
     DeliveryPickedUp,
 )
-
-
-class DeliveryStatus(StrEnum):
-    ASSIGNED = "assigned"
-    PICKED_UP = "picked_up"
-    DELIVERED = "delivered"
-    DECLINED = "declined"
-    CANCELLED = "cancelled"
-
-
-ACTIVE_DELIVERY = frozenset({DeliveryStatus.ASSIGNED, DeliveryStatus.PICKED_UP})
-# Orders in these statuses still need (or have) a courier.
-DISPATCHABLE = frozenset({o.OrderStatus.CONFIRMED, o.OrderStatus.PICKING, o.OrderStatus.READY})
-
-
-@dataclass(slots=True)
-class Delivery:
-    id: uuid.UUID
-    order_id: uuid.UUID
-    courier_id: uuid.UUID
-    status: DeliveryStatus
-    assigned_at: datetime
-    picked_up_at: datetime | None = None
-    delivered_at: datetime | None = None
-    ended_at: datetime | None = None  # declined or cancelled
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_DELIVERY
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A free courier as dispatch sees them."""
-
-    courier_id: uuid.UUID
-    lat: float | None
-    lng: float | None
-    available_since: datetime
-    declined_this_order: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +209,7 @@ def delivery_pickup(
         now = clock()
         change = order.move_to(o.OrderStatus.OUT_FOR_DELIVERY, actor=o.Actor.COURIER, at=now)
         if order.stock_state is o.StockState.RESERVED:
-            uow.stock.consume(order.store_id, stock_lines(order))
+            uow.stock.consume(order.store_id, order.stock_lines())
             order.stock_state = o.StockState.CONSUMED
         delivery.status = DeliveryStatus.PICKED_UP
         delivery.picked_up_at = now

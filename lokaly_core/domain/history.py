@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lokaly_core.domain import orders as o
+from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.ports import UnitOfWork
 from lokaly_core.events import OrderStatusChanged
 

@@ -1,26 +1,14 @@
-"""Stock levels and manual adjustments (deliveries in, breakage and counts out)."""
+"""Manual stock adjustments (deliveries in, breakage and counts out)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from lokaly_core.domain.errors import InsufficientStock, NotFound, ValidationFailed
+from lokaly_core.domain.model.inventory import StockLevel
 from lokaly_core.domain.ports import UnitOfWork
 
 MAX_REASON_LENGTH = 300
-
-
-@dataclass(slots=True)
-class StockLevel:
-    store_id: uuid.UUID
-    product_id: uuid.UUID
-    on_hand: int
-    reserved: int
-
-    @property
-    def available(self) -> int:
-        return self.on_hand - self.reserved
 
 
 def stock_adjust(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lokaly_core.domain.backoff import backoff_ms
-from lokaly_core.domain.orders import OUT_OF_STOCK, OrderStatus
+from lokaly_core.domain.model.orders import OUT_OF_STOCK, OrderStatus
 from lokaly_core.events import CourierAvailable, DeliveryAssigned, EventPayload, OrderStatusChanged
 
 

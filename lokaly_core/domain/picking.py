@@ -8,30 +8,13 @@ an ``order.status_changed``), so every status change travels the same road.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 
-from lokaly_core.domain import orders as o
 from lokaly_core.domain.errors import InvalidTransition, NotFound
 from lokaly_core.domain.history import record_status_change
+from lokaly_core.domain.model import orders as o
+from lokaly_core.domain.model.picking import Picking, PickingStatus
 from lokaly_core.domain.ports import Clock, UnitOfWork
 from lokaly_core.events import PickingCompleted, PickingStarted
-
-
-class PickingStatus(StrEnum):
-    STARTED = "started"
-    COMPLETED = "completed"
-
-
-@dataclass(slots=True)
-class Picking:
-    order_id: uuid.UUID
-    status: PickingStatus
-    started_at: datetime
-    completed_at: datetime | None = None
-    started_by: uuid.UUID | None = None
-    completed_by: uuid.UUID | None = None
 
 
 def picking_start(

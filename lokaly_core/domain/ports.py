@@ -8,38 +8,19 @@ rolls everything back, events included (they live in the same transaction, an ou
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import Protocol, Self
 from uuid import UUID
 
-from lokaly_core.domain.orders import Order
+from lokaly_core.domain.model.catalog import Offer, StoreInfo
+from lokaly_core.domain.model.delivery import Candidate, Delivery
+from lokaly_core.domain.model.inventory import StockLevel
+from lokaly_core.domain.model.orders import Order
+from lokaly_core.domain.model.picking import Picking
 from lokaly_core.events import EventPayload
 
-if TYPE_CHECKING:
-    from lokaly_core.domain.delivery import Candidate, Delivery
-    from lokaly_core.domain.inventory import StockLevel
-    from lokaly_core.domain.picking import Picking
-
 Clock = Callable[[], datetime]
-
-
-@dataclass(frozen=True, slots=True)
-class StoreInfo:
-    id: UUID
-    is_active: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Offer:
-    """A product as a given store sells it."""
-
-    product_id: UUID
-    name: str
-    price_cents: int
-    currency: str
-    is_active: bool
 
 
 class CatalogReader(Protocol):
@@ -154,14 +135,32 @@ class EventRecorder(Protocol):
 
 
 class UnitOfWork(Protocol):
-    catalog: CatalogReader
-    orders: OrderRepository
-    stock: StockRepository
-    picking: PickingRepository
-    deliveries: DeliveryRepository
-    couriers: CourierRepository
-    dispatch: DispatchQueue
-    events: EventRecorder
+    # Read-only members: a plain attribute in a Protocol is settable, so mypy would require
+    # an implementation to declare it with exactly the port's type; a property lets
+    # DjangoUnitOfWork and the test fakes hold their own repository classes.
+    @property
+    def catalog(self) -> CatalogReader: ...
+
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def stock(self) -> StockRepository: ...
+
+    @property
+    def picking(self) -> PickingRepository: ...
+
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
+
+    @property
+    def couriers(self) -> CourierRepository: ...
+
+    @property
+    def dispatch(self) -> DispatchQueue: ...
+
+    @property
+    def events(self) -> EventRecorder: ...
 
     def __enter__(self) -> Self: ...
 
@@ -173,12 +172,3 @@ class UnitOfWork(Protocol):
     ) -> None: ...
 
     def commit(self) -> None: ...
-
-
-def stock_lines(order: Order) -> list[tuple[UUID, int]]:
-    """The order's lines as (product_id, quantity), in product id order to avoid deadlocks."""
-    return sorted(((line.product_id, line.quantity) for line in order.lines), key=_first)
-
-
-def _first(pair: tuple[UUID, int]) -> str:
-    return str(pair[0])

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from lokaly_core.domain import orders as o
 from lokaly_core.domain.delivery import release_delivery
 from lokaly_core.domain.errors import NotFound, ValidationFailed
 from lokaly_core.domain.history import record_status_change
-from lokaly_core.domain.ports import Clock, UnitOfWork, stock_lines
+from lokaly_core.domain.model import orders as o
+from lokaly_core.domain.ports import Clock, UnitOfWork
 from lokaly_core.events import (
     InventoryReleased,
     InventoryReserved,
@@ -152,7 +152,7 @@ def order_reserve_stock(*, uow: UnitOfWork, clock: Clock, order_id: uuid.UUID) -
         if order is None or order.status is not o.OrderStatus.PENDING:
             return order
         now = clock()
-        lines = stock_lines(order)
+        lines = order.stock_lines()
         short = uow.stock.try_reserve(order.store_id, lines)
         if short:
             _cancel(uow, order, actor=o.Actor.SYSTEM, reason=o.OUT_OF_STOCK, now=now)
@@ -195,7 +195,7 @@ def _cancel(uow: UnitOfWork, order: o.Order, *, actor: o.Actor, reason: str, now
     previous = order.status
     change = order.move_to(o.OrderStatus.CANCELLED, actor=actor, at=now, reason=reason)
     if order.stock_state is o.StockState.RESERVED:
-        uow.stock.release(order.store_id, stock_lines(order))
+        uow.stock.release(order.store_id, order.stock_lines())
         order.stock_state = o.StockState.RELEASED
         uow.events.record(
             InventoryReleased(
@@ -220,4 +220,4 @@ def _cancel(uow: UnitOfWork, order: o.Order, *, actor: o.Actor, reason: str, now
 
 
 def _event_lines(order: o.Order) -> tuple[StockLine, ...]:
-    return tuple(StockLine(product_id=p, quantity=q) for p, q in stock_lines(order))
+    return tuple(StockLine(product_id=p, quantity=q) for p, q in order.stock_lines())

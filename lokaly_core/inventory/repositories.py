@@ -9,23 +9,24 @@ from django.db import connection
 from django.utils import timezone
 
 from lokaly_core.catalog.models import Product, Store
-from lokaly_core.domain.inventory import StockLevel
+from lokaly_core.domain.model.inventory import StockLevel
 from lokaly_core.inventory.models import Stock, StockAdjustment
+from lokaly_core.sql import SqlParams
 
 _STOCK = Stock._meta.db_table
 
 
-def _values(lines: Sequence[tuple[UUID, int]]) -> tuple[str, list[object]]:
+def _values(lines: Sequence[tuple[UUID, int]]) -> tuple[str, SqlParams]:
     """A ``VALUES`` list of (product_id, quantity) rows and its parameters."""
     rows = ", ".join(["(%s::uuid, %s::integer)"] * len(lines))
-    params: list[object] = [v for pair in lines for v in pair]
+    params: SqlParams = [v for pair in lines for v in pair]
     return rows, params
 
 
 class OrmStock:
     """Stock changes in two round trips, whatever the number of lines.
 
-    Rows are locked in product id order (callers pass lines sorted, ``stock_lines``) so
+    Rows are locked in product id order (callers pass ``Order.stock_lines()``, sorted) so
     concurrent reservations never deadlock; the check constraint
     ``0 <= reserved <= on_hand`` stays the last line of defence against overselling.
     """

@@ -5,7 +5,7 @@ import django.db.models.expressions
 import django.db.models.functions.text
 import django.utils.timezone
 import lokaly_core.accounts.models
-import lokaly_core.domain.orders
+import lokaly_core.domain.model.orders
 import uuid
 from django.conf import settings
 from django.db import migrations, models
@@ -63,7 +63,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
                 ('number', models.CharField(max_length=20, unique=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('confirmed', 'Confirmed'), ('picking', 'Picking'), ('ready', 'Ready'), ('out_for_delivery', 'Out For Delivery'), ('delivered', 'Delivered'), ('cancelled', 'Cancelled')], default=lokaly_core.domain.orders.OrderStatus['PENDING'], max_length=20)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('confirmed', 'Confirmed'), ('picking', 'Picking'), ('ready', 'Ready'), ('out_for_delivery', 'Out For Delivery'), ('delivered', 'Delivered'), ('cancelled', 'Cancelled')], default=lokaly_core.domain.model.orders.OrderStatus['PENDING'], max_length=20)),
                 ('status_version', models.PositiveIntegerField(default=1)),
                 ('subtotal_cents', models.PositiveIntegerField()),
                 ('delivery_fee_cents', models.PositiveIntegerField()),
@@ -72,7 +72,7 @@ class Migration(migrations.Migration):
                 ('delivery_address', models.JSONField()),
                 ('note', models.CharField(blank=True, default='', max_length=500)),
                 ('cancel_reason', models.CharField(blank=True, max_length=300, null=True)),
-                ('stock_state', models.CharField(choices=[('none', 'none'), ('reserved', 'reserved'), ('released', 'released'), ('consumed', 'consumed')], default=lokaly_core.domain.orders.StockState['NONE'], max_length=10)),
+                ('stock_state', models.CharField(choices=[('none', 'none'), ('reserved', 'reserved'), ('released', 'released'), ('consumed', 'consumed')], default=lokaly_core.domain.model.orders.StockState['NONE'], max_length=10)),
                 ('created_at', models.DateTimeField()),
                 ('updated_at', models.DateTimeField()),
                 ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to=settings.AUTH_USER_MODEL)),

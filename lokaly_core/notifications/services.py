@@ -44,6 +44,8 @@ def notify_for_event(*, envelope: Envelope, event: EventPayload) -> int:
     if not notifies(event):
         return 0
     order_id = getattr(event, "order_id", None)
+    if order_id is None:
+        return 0
     number = Order.objects.filter(pk=order_id).values_list("number", flat=True).first()
     if number is None:
         return 0
@@ -97,7 +99,7 @@ def send_due(
         attempts = row.pop("send_attempts") + 1
         try:
             sender.send(row)
-        except Exception as exc:  # noqa: BLE001 - any failure is retried, never fatal
+        except Exception as exc:  # any failure is retried, never fatal
             _mark_failed(row["id"], attempts, f"{type(exc).__name__}: {exc}", policy)
         else:
             _mark_sent(row["id"], attempts)

@@ -6,11 +6,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from lokaly_core.domain.orders import OrderStatus, StockState
+from lokaly_core.domain.model.orders import OrderStatus, StockState
 
 
 class Order(models.Model):
-    Status = models.TextChoices("Status", [(s.value, s.value) for s in OrderStatus])
+    # django-stubs types the functional API with a names string only, not (value, label) pairs.
+    Status = models.TextChoices("Status", [(s.value, s.value) for s in OrderStatus])  # type: ignore[call-overload]
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     number = models.CharField(max_length=20, unique=True)

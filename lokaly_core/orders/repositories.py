@@ -8,9 +8,9 @@ from uuid import UUID
 from django.db import connection
 from psycopg.types.json import Jsonb
 
-from lokaly_core.domain import orders as d
+from lokaly_core.domain.model import orders as d
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
-from lokaly_core.sql import insert_rows
+from lokaly_core.sql import SqlParams, insert_rows
 
 _ORDER_COLUMNS = (
     "id",
@@ -48,7 +48,7 @@ _HISTORY_COLUMNS = (
 )
 
 
-def _historyinsert_rows(order: d.Order) -> tuple[str, list[object]]:
+def _historyinsert_rows(order: d.Order) -> tuple[str, SqlParams]:
     rows = [
         (order.id, c.status, c.previous_status, c.status_version, c.occurred_at, c.reason)
         for c in order.pending_changes
@@ -161,7 +161,7 @@ class OrmOrders:
             f"UPDATE {Order._meta.db_table} SET status = %s, status_version = %s, "  # noqa: S608
             "cancel_reason = %s, stock_state = %s, updated_at = %s WHERE id = %s"
         )
-        params: list[object] = [
+        params: SqlParams = [
             order.status,
             order.status_version,
             order.cancel_reason,

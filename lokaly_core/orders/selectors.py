@@ -7,7 +7,7 @@ the same wherever it is returned.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -21,8 +21,8 @@ from lokaly_core.delivery.selectors import (
     current_delivery_of,
     current_delivery_prefetch,
 )
-from lokaly_core.domain import orders as domain
 from lokaly_core.domain.errors import NotFound
+from lokaly_core.domain.model import orders as domain
 from lokaly_core.events.contracts import format_timestamp
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
 from lokaly_core.outbox.models import OutboxEvent
@@ -242,7 +242,7 @@ def order_events(order_id: UUID) -> list[dict[str, Any]]:
     ]
 
 
-def _event_order(row: dict[str, Any]) -> tuple[Any, ...]:
+def _event_order(row: Mapping[str, Any]) -> tuple[Any, ...]:
     ms, _, seq = str(row["stream_id"] or "").partition("-")
     published = (int(ms), int(seq or 0)) if ms.isdigit() and (seq or "0").isdigit() else None
     return (

@@ -25,6 +25,7 @@ from django.utils import timezone
 from lokaly_core.events import Envelope
 from lokaly_core.outbox.models import OutboxEvent
 from lokaly_core.redis_client import get_redis
+from lokaly_core.sql import SqlParams
 
 logger = logging.getLogger("lokaly.outbox")
 
@@ -131,7 +132,7 @@ def publish_now(envelopes: Sequence[Envelope]) -> None:
 
 def _mark_published(envelopes: Sequence[Envelope], stream_ids: Sequence[str]) -> None:
     rows = ", ".join(["(%s::uuid, %s)"] * len(envelopes))
-    params: list[object] = []
+    params: SqlParams = []
     for envelope, stream_id in zip(envelopes, stream_ids, strict=True):
         params += [envelope.event_id, stream_id]
     with connection.cursor() as cursor:

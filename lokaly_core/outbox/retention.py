@@ -20,11 +20,12 @@ Deletes go in batches of ``RETENTION_BATCH`` rows, one short transaction each.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
 import redis
 from django.conf import settings
 from django.db import connection
-from django.db.models import Model, Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from lokaly_core.outbox.models import OutboxEvent, ProcessedEvent
@@ -42,7 +43,7 @@ def trim_floor(stream: str, *, client: redis.Redis | None = None) -> str | None:
     be trimmed (no stream, no group, a group of unknown position)."""
     client = client or get_redis()
     try:
-        groups = client.xinfo_groups(stream)
+        groups = cast("list[dict[str, Any]]", client.xinfo_groups(stream))
     except redis.ResponseError as exc:
         if "no such key" in str(exc).lower():
             return None
@@ -56,7 +57,7 @@ def trim_floor(stream: str, *, client: redis.Redis | None = None) -> str | None:
             return None
         ms, seq = _id_key(last)
         needed = (ms, seq + 1)  # the first entry the group has not read yet
-        pending = client.xpending(stream, group["name"])
+        pending = cast("dict[str, Any]", client.xpending(stream, group["name"]))
         if pending["pending"] and pending["min"]:
             needed = min(needed, _id_key(pending["min"]))
         floor = needed if floor is None else min(floor, needed)
@@ -71,16 +72,17 @@ def trim_stream(stream: str | None = None, *, client: redis.Redis | None = None)
     floor = trim_floor(stream, client=client)
     if floor is None:
         return 0
-    return int(client.xtrim(stream, minid=floor, approximate=False))
+    return cast(int, client.xtrim(stream, minid=floor, approximate=False))
 
 
 def trim_dead_letters(*, client: redis.Redis | None = None) -> int:
     """Keep about ``DEAD_LETTER_MAXLEN`` dead letters, dropping the oldest."""
     client = client or get_redis()
-    return int(
+    return cast(
+        int,
         client.xtrim(
             settings.DEAD_LETTER_STREAM, maxlen=settings.DEAD_LETTER_MAXLEN, approximate=True
-        )
+        ),
     )
 
 
@@ -99,13 +101,13 @@ def prune_processed_events(*, batch: int | None = None, max_batches: int = 10) -
     return _delete_in_batches(rows, batch=batch, max_batches=max_batches)
 
 
-def _delete_in_batches(rows: object, *, batch: int | None, max_batches: int) -> int:
+def _delete_in_batches(rows: QuerySet[Any], *, batch: int | None, max_batches: int) -> int:
     """``DELETE ... WHERE pk IN (SELECT pk ... LIMIT batch)`` until none is left or
     ``max_batches`` ran (the next call goes on); returns how many rows went."""
     size = batch or settings.RETENTION_BATCH
-    model: type[Model] = rows.model  # type: ignore[attr-defined]
-    pk = model._meta.pk.column  # type: ignore[union-attr]
-    select_sql, params = rows.values("pk")[:size].query.sql_with_params()  # type: ignore[attr-defined]
+    model = rows.model
+    pk = model._meta.pk.column
+    select_sql, params = rows.values("pk")[:size].query.sql_with_params()
     total = 0
     for _ in range(max_batches):
         with connection.cursor() as cursor:

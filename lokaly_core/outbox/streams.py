@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -25,7 +25,7 @@ from django.conf import settings
 from lokaly_core.domain.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from lokaly_core.events import Envelope
 from lokaly_core.outbox.models import OutboxEvent
-from lokaly_core.redis_client import get_redis
+from lokaly_core.redis_client import StreamEntry, get_redis
 
 ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 MAX_PAGE = 100
@@ -100,8 +100,8 @@ def stream_stats(*, client: redis.Redis | None = None) -> dict[str, Any]:
 
 def _one_stream(client: redis.Redis, name: str) -> dict[str, Any]:
     try:
-        info = client.xinfo_stream(name)
-        groups = client.xinfo_groups(name)
+        info = cast("dict[str, Any]", client.xinfo_stream(name))
+        groups = cast("list[dict[str, Any]]", client.xinfo_groups(name))
     except redis.ResponseError as exc:
         if "no such key" not in str(exc).lower():
             raise
@@ -135,7 +135,10 @@ def dead_letters(
         raise ValidationFailed({"cursor": ["Use the id of a dead letter (e.g. 1700000000000-0)."]})
     count = max(1, min(count, MAX_PAGE))
     start = f"({after}" if after else "-"
-    entries = client.xrange(settings.DEAD_LETTER_STREAM, min=start, max="+", count=count + 1)
+    entries = cast(
+        "list[StreamEntry]",
+        client.xrange(settings.DEAD_LETTER_STREAM, min=start, max="+", count=count + 1),
+    )
     page = [_dead_letter(entry_id, fields) for entry_id, fields in entries[:count]]
     return page, (page[-1].id if len(entries) > count else None)
 
@@ -149,7 +152,7 @@ def dead_letter_replay(*, entry_id: str, client: redis.Redis | None = None) -> s
     dead_stream = settings.DEAD_LETTER_STREAM
 
     def move(pipe: redis.client.Pipeline) -> None:
-        entries = pipe.xrange(dead_stream, min=entry_id, max=entry_id)
+        entries = cast("list[StreamEntry]", pipe.xrange(dead_stream, min=entry_id, max=entry_id))
         if not entries:
             raise NotFound("No dead letter has this id.")
         letter = _dead_letter(*entries[0])
@@ -168,7 +171,7 @@ def dead_letter_replay(*, entry_id: str, client: redis.Redis | None = None) -> s
         )
         pipe.xdel(dead_stream, entry_id)
 
-    new_id, _deleted = client.transaction(move, dead_stream)
+    new_id, _deleted = cast("list[Any]", client.transaction(move, dead_stream))
     return _text(new_id)
 
 
@@ -190,7 +193,7 @@ def dead_letters_replay_all(
     meanwhile. ``on_progress(done, total, letter, new_id or None)`` after each.
     """
     client = client or get_redis()
-    total = client.xlen(settings.DEAD_LETTER_STREAM)
+    total = cast(int, client.xlen(settings.DEAD_LETTER_STREAM))
     replayed = skipped = done = 0
     for letter in _iter_dead_letters(client):
         try:
@@ -207,7 +210,7 @@ def dead_letters_replay_all(
 
 def _iter_dead_letters(client: redis.Redis) -> Iterator[DeadLetter]:
     """Each dead letter once, oldest first; ones added after the call began are left."""
-    newest = client.xrevrange(settings.DEAD_LETTER_STREAM, count=1)
+    newest = cast("list[StreamEntry]", client.xrevrange(settings.DEAD_LETTER_STREAM, count=1))
     if not newest:
         return
     last = _id_key(_text(newest[0][0]))

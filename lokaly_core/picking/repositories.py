@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from lokaly_core.domain import picking as pk
+from lokaly_core.domain.model import picking as pk
 from lokaly_core.picking.models import Picking as PickingRow
 
 

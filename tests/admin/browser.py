@@ -76,7 +76,7 @@ def ensure_chromium() -> tuple[str, float]:
 
 def _run(command: list[str], env: dict[str, str]) -> None:
     try:
-        result = subprocess.run(  # noqa: S603 (a fixed command line)
+        result = subprocess.run(  # a fixed command line
             command,
             env=env,
             capture_output=True,

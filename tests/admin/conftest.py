@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from lokaly_core.accounts.models import Role, User
-from lokaly_core.domain import orders as o
+from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, order_reserve_stock, place_order
 from lokaly_core.orders.models import Order
 from lokaly_core.orders.uow import DjangoUnitOfWork
@@ -25,12 +25,12 @@ DELIVERY_ADDRESS = o.Address(
 
 @pytest.fixture
 def staff_admin(db: None) -> User:
-    return UserFactory(role=Role.ADMIN)
+    return UserFactory.create(role=Role.ADMIN)
 
 
 @pytest.fixture
 def staff_super_admin(db: None) -> User:
-    return UserFactory(role=Role.SUPER_ADMIN)
+    return UserFactory.create(role=Role.SUPER_ADMIN)
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def make_order() -> Callable[..., Order]:
         stock: Any, quantity: int = 2, customer: User | None = None, *, confirm: bool = True
     ) -> Order:
         command = PlaceOrder(
-            customer_id=(customer or UserFactory(role=Role.CUSTOMER)).id,
+            customer_id=(customer or UserFactory.create(role=Role.CUSTOMER)).id,
             store_id=stock.store_id,
             items=[ItemRequest(stock.product_id, quantity)],
             delivery_address=DELIVERY_ADDRESS,

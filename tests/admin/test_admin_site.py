@@ -30,7 +30,7 @@ def _login(email: str) -> Any:
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.SUPER_ADMIN])
 def test_staff_roles_log_into_the_admin_site(db: None, role: Role) -> None:
-    user = UserFactory(role=role)
+    user = UserFactory.create(role=role)
 
     response = _login(user.email)
 
@@ -40,7 +40,7 @@ def test_staff_roles_log_into_the_admin_site(db: None, role: Role) -> None:
 
 @pytest.mark.parametrize("role", [Role.CUSTOMER, Role.COURIER])
 def test_public_roles_cannot_log_into_the_admin_site(db: None, role: Role) -> None:
-    user = UserFactory(role=role)
+    user = UserFactory.create(role=role)
 
     response = _login(user.email)
 
@@ -51,7 +51,7 @@ def test_public_roles_cannot_log_into_the_admin_site(db: None, role: Role) -> No
 
 def test_a_customer_session_is_sent_to_the_login_page(db: None) -> None:
     client = Client()
-    client.force_login(UserFactory(role=Role.CUSTOMER))
+    client.force_login(UserFactory.create(role=Role.CUSTOMER))
 
     response = client.get(ORDERS)
 
@@ -62,7 +62,7 @@ def test_a_customer_session_is_sent_to_the_login_page(db: None) -> None:
 def test_order_list_shows_number_status_store_customer_total_created(
     site_client: Client, make_order: Callable[..., Order]
 ) -> None:
-    stock = StockFactory(on_hand=10, product__price_cents=1234)
+    stock = StockFactory.create(on_hand=10, product__price_cents=1234)
     order = make_order(stock, quantity=2)
 
     html = site_client.get(ORDERS).content.decode()
@@ -77,7 +77,7 @@ def test_order_list_shows_number_status_store_customer_total_created(
 def test_order_list_does_a_fixed_number_of_queries(
     site_client: Client, make_order: Callable[..., Order]
 ) -> None:
-    stock = StockFactory(on_hand=100)
+    stock = StockFactory.create(on_hand=100)
     make_order(stock)
     with CaptureQueriesContext(connection) as one_order:
         site_client.get(ORDERS)
@@ -94,7 +94,7 @@ def test_order_list_does_a_fixed_number_of_queries(
 def test_order_list_filters_by_status_and_store(
     site_client: Client, make_order: Callable[..., Order]
 ) -> None:
-    stock, other = StockFactory(on_hand=10), StockFactory(on_hand=10)
+    stock, other = StockFactory.create(on_hand=10), StockFactory.create(on_hand=10)
     confirmed = make_order(stock)
     pending = make_order(stock, confirm=False)
     elsewhere = make_order(other)
@@ -112,8 +112,8 @@ def test_order_list_filters_by_status_and_store(
 def test_order_list_searches_by_number_and_customer_email(
     site_client: Client, make_order: Callable[..., Order]
 ) -> None:
-    stock = StockFactory(on_hand=10)
-    alice = UserFactory(role=Role.CUSTOMER, email="alice@shop.test")
+    stock = StockFactory.create(on_hand=10)
+    alice = UserFactory.create(role=Role.CUSTOMER, email="alice@shop.test")
     hers, other = make_order(stock, customer=alice), make_order(stock)
 
     by_email = site_client.get(ORDERS, {"q": "alice@shop"}).content.decode()
@@ -132,7 +132,7 @@ def _numbers_in(html: str) -> set[str]:
 def test_order_page_shows_lines_and_history_and_nothing_is_editable(
     site_client: Client, make_order: Callable[..., Order]
 ) -> None:
-    stock = StockFactory(on_hand=10, product__name="Oat milk 1 l")
+    stock = StockFactory.create(on_hand=10, product__name="Oat milk 1 l")
     order = make_order(stock, quantity=3)
     url = reverse("admin:core_order_change", args=[order.pk])
 
@@ -166,7 +166,7 @@ def _cancel(client: Client, orders: list[Order], **extra: str) -> Any:
 def test_cancel_action_asks_for_a_reason_first(
     site_client: Client, make_order: Callable[..., Order]
 ) -> None:
-    order = make_order(StockFactory(on_hand=10))
+    order = make_order(StockFactory.create(on_hand=10))
 
     asked = _cancel(site_client, [order])
     blank = _cancel(site_client, [order], confirm="yes", reason="   ")
@@ -185,7 +185,7 @@ def test_cancel_action_cancels_releases_stock_and_records_the_event(
     site_client: Client, make_order: Callable[..., Order]
 ) -> None:
     # given a confirmed order holding 2 of 10 units
-    stock = StockFactory(on_hand=10)
+    stock = StockFactory.create(on_hand=10)
     order = make_order(stock, quantity=2)
     stock.refresh_from_db()
     assert stock.reserved == 2
@@ -198,6 +198,7 @@ def test_cancel_action_cancels_releases_stock_and_records_the_event(
     order.refresh_from_db()
     assert (order.status, order.cancel_reason) == ("cancelled", "Store closed early")
     last = order.history.order_by("-status_version").first()
+    assert last is not None
     assert (last.status, last.previous_status, last.reason) == (
         "cancelled",
         "confirmed",
@@ -215,7 +216,7 @@ def test_cancel_action_cancels_releases_stock_and_records_the_event(
 def test_cancel_action_reports_each_order_that_cannot_be_cancelled(
     site_client: Client, make_order: Callable[..., Order]
 ) -> None:
-    stock = StockFactory(on_hand=10)
+    stock = StockFactory.create(on_hand=10)
     first, second = make_order(stock), make_order(stock)
     _cancel(site_client, [first], confirm="yes", reason="Duplicate")
     events_before = OutboxEvent.objects.count()
@@ -234,7 +235,7 @@ def test_cancel_action_reports_each_order_that_cannot_be_cancelled(
 
 def test_super_admins_get_the_cancel_action_too(db: None) -> None:
     client = Client()
-    client.force_login(UserFactory(role=Role.SUPER_ADMIN))
+    client.force_login(UserFactory.create(role=Role.SUPER_ADMIN))
 
     html = client.get(ORDERS).content.decode()
 
@@ -242,7 +243,7 @@ def test_super_admins_get_the_cancel_action_too(db: None) -> None:
 
 
 def test_a_deactivated_admin_is_sent_to_the_login_page(db: None) -> None:
-    user: User = UserFactory(role=Role.ADMIN)
+    user: User = UserFactory.create(role=Role.ADMIN)
     user.is_active = False
     user.save()
     client = Client()

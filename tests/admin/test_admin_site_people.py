@@ -28,8 +28,9 @@ def _client(user: User) -> Client:
 def test_admins_see_customers_and_couriers_but_not_staff(
     site_client: Client, staff_admin: User
 ) -> None:
-    customer, courier = UserFactory(role=Role.CUSTOMER), UserFactory(role=Role.COURIER)
-    boss = UserFactory(role=Role.SUPER_ADMIN)
+    customer = UserFactory.create(role=Role.CUSTOMER)
+    courier = UserFactory.create(role=Role.COURIER)
+    boss = UserFactory.create(role=Role.SUPER_ADMIN)
 
     html = _rows(site_client.get(ACCOUNTS).content.decode())
     staff_page = site_client.get(reverse("admin:core_user_change", args=[boss.pk]))
@@ -42,7 +43,7 @@ def test_admins_see_customers_and_couriers_but_not_staff(
 
 
 def test_super_admins_see_staff(staff_super_admin: User) -> None:
-    other = UserFactory(role=Role.ADMIN)
+    other = UserFactory.create(role=Role.ADMIN)
 
     html = _client(staff_super_admin).get(ACCOUNTS, {"kind": "staff"}).content.decode()
 
@@ -51,7 +52,8 @@ def test_super_admins_see_staff(staff_super_admin: User) -> None:
 
 
 def test_kind_filter_lists_couriers_only(site_client: Client) -> None:
-    customer, courier = UserFactory(role=Role.CUSTOMER), UserFactory(role=Role.COURIER)
+    customer = UserFactory.create(role=Role.CUSTOMER)
+    courier = UserFactory.create(role=Role.COURIER)
 
     html = site_client.get(ACCOUNTS, {"kind": "couriers"}).content.decode()
 
@@ -62,8 +64,8 @@ def test_kind_filter_lists_couriers_only(site_client: Client) -> None:
 def test_customer_order_counts_come_from_the_list_query(
     site_client: Client, make_order: Callable[..., Order]
 ) -> None:
-    customer = UserFactory(role=Role.CUSTOMER)
-    stock = StockFactory(on_hand=10)
+    customer = UserFactory.create(role=Role.CUSTOMER)
+    stock = StockFactory.create(on_hand=10)
     make_order(stock, customer=customer)
     make_order(stock, customer=customer)
 
@@ -111,7 +113,7 @@ def test_admin_cannot_create_staff(site_client: Client) -> None:
 
 
 def test_customers_are_read_only_for_admins(site_client: Client) -> None:
-    customer = UserFactory(role=Role.CUSTOMER, name="Before")
+    customer = UserFactory.create(role=Role.CUSTOMER, name="Before")
     url = reverse("admin:core_user_change", args=[customer.pk])
 
     page = site_client.get(url).content.decode()
@@ -138,7 +140,7 @@ def test_the_last_active_super_admin_cannot_be_demoted(staff_super_admin: User) 
 
 
 def test_admin_sets_a_courier_password_on_the_password_page(site_client: Client) -> None:
-    courier = UserFactory(role=Role.COURIER)
+    courier = UserFactory.create(role=Role.COURIER)
     url = reverse("admin:auth_user_password_change", args=[courier.pk])
 
     response = site_client.post(

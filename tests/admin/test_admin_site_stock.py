@@ -21,7 +21,7 @@ def _adjust_url(stock: Stock) -> str:
 def test_stock_page_shows_levels_read_only_with_the_ledger_and_an_adjust_button(
     site_client: Client, staff_admin: User
 ) -> None:
-    stock = StockFactory(on_hand=7)
+    stock = StockFactory.create(on_hand=7)
     StockAdjustment.objects.create(
         stock=stock, delta=7, reason="Opening count", on_hand_after=7, actor=staff_admin
     )
@@ -37,7 +37,7 @@ def test_stock_page_shows_levels_read_only_with_the_ledger_and_an_adjust_button(
 def test_adjust_stock_writes_a_ledger_row_as_the_logged_in_user(
     site_client: Client, staff_admin: User
 ) -> None:
-    stock = StockFactory(on_hand=10)
+    stock = StockFactory.create(on_hand=10)
 
     response = site_client.post(_adjust_url(stock), {"delta": "5", "reason": "Delivery"})
 
@@ -61,7 +61,7 @@ def test_adjust_stock_refuses_to_go_below_reserved_and_changes_nothing(
     site_client: Client, make_order: Callable[..., Order]
 ) -> None:
     # given 5 on hand, 3 of them held by a confirmed order
-    stock = StockFactory(on_hand=5)
+    stock = StockFactory.create(on_hand=5)
     make_order(stock, quantity=3)
 
     # when an admin tries to take 4 away
@@ -79,7 +79,7 @@ def test_adjust_stock_refuses_to_go_below_reserved_and_changes_nothing(
 
 
 def test_adjust_stock_form_requires_a_non_zero_delta_and_a_reason(site_client: Client) -> None:
-    stock = StockFactory(on_hand=10)
+    stock = StockFactory.create(on_hand=10)
 
     response = site_client.post(_adjust_url(stock), {"delta": "0", "reason": ""})
 
@@ -91,7 +91,7 @@ def test_adjust_stock_form_requires_a_non_zero_delta_and_a_reason(site_client: C
 
 
 def test_stock_list_and_adjust_page_answer(site_client: Client) -> None:
-    stock = StockFactory(on_hand=4, product__name="Rye bread")
+    stock = StockFactory.create(on_hand=4, product__name="Rye bread")
 
     listed = site_client.get(reverse("admin:core_stock_changelist")).content.decode()
     asked = site_client.get(_adjust_url(stock))

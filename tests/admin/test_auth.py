@@ -35,7 +35,7 @@ def _login(client: APIClient, email: str, password: str = PASSWORD) -> Any:
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.SUPER_ADMIN])
 def test_staff_log_in_with_an_admin_realm_pair(api_client: APIClient, db: None, role: Role) -> None:
-    user = UserFactory(role=role)
+    user = UserFactory.create(role=role)
 
     response = _login(api_client, user.email.upper())
 
@@ -57,7 +57,7 @@ def test_staff_log_in_with_an_admin_realm_pair(api_client: APIClient, db: None, 
 def test_customers_and_couriers_cannot_log_in_here(
     api_client: APIClient, db: None, role: Role
 ) -> None:
-    user = UserFactory(role=role)
+    user = UserFactory.create(role=role)
 
     assert_error(_login(api_client, user.email), 401, "not_authenticated")
 
@@ -65,7 +65,7 @@ def test_customers_and_couriers_cannot_log_in_here(
 def test_wrong_password_unknown_email_and_inactive_staff_are_401(
     api_client: APIClient, staff_admin: User
 ) -> None:
-    inactive = UserFactory(role=Role.ADMIN, is_active=False)
+    inactive = UserFactory.create(role=Role.ADMIN, is_active=False)
 
     assert_error(_login(api_client, staff_admin.email, "wrong"), 401, "not_authenticated")
     assert_error(_login(api_client, "nobody@example.test"), 401, "not_authenticated")
@@ -149,7 +149,7 @@ def test_five_failures_lock_the_account_even_for_the_right_password(
     assert_error(locked, 429, "rate_limited")
     assert 1 <= int(locked["Retry-After"]) <= 15 * 60
     # the lock is per account: another staff member still logs in
-    other = UserFactory(role=Role.ADMIN)
+    other = UserFactory.create(role=Role.ADMIN)
     assert _login(api_client, other.email).status_code == 200
     # and the email's case does not get around it
     assert_error(_login(api_client, staff_admin.email.upper()), 429, "rate_limited")

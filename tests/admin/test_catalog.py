@@ -22,7 +22,7 @@ PRODUCT = {"sku": "OAT-1L", "name": "Oat milk 1L", "price_cents": 199, "currency
 
 def staff_client(role: Role = Role.ADMIN) -> APIClient:
     client = APIClient()
-    user: User = UserFactory(role=role)
+    user: User = UserFactory.create(role=role)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_pair(ADMIN, user)['access']}")
     return client
 
@@ -72,7 +72,7 @@ def test_create_store_rejects_an_invalid_field(admin: APIClient, field: str, val
 
 def test_store_list_is_paginated_by_name(admin: APIClient) -> None:
     for name in ["C", "A", "B"]:
-        StoreFactory(name=name, is_active=name != "B")
+        StoreFactory.create(name=name, is_active=name != "B")
 
     first = admin.get("/api/admin/stores?page_size=2").json()
     second = admin.get(first["next"]).json()
@@ -84,7 +84,7 @@ def test_store_list_is_paginated_by_name(admin: APIClient) -> None:
 
 
 def test_patch_store_changes_only_the_given_fields(admin: APIClient) -> None:
-    store = StoreFactory(name="Old", lat=10, lng=10)
+    store = StoreFactory.create(name="Old", lat=10, lng=10)
 
     response = admin.patch(
         f"/api/admin/stores/{store.id}", {"name": "New", "is_active": False}, format="json"
@@ -97,7 +97,7 @@ def test_patch_store_changes_only_the_given_fields(admin: APIClient) -> None:
 
 
 def test_patch_store_validates_the_coordinates(admin: APIClient) -> None:
-    store = StoreFactory(lat=10)
+    store = StoreFactory.create(lat=10)
 
     response = admin.patch(f"/api/admin/stores/{store.id}", {"lat": 91}, format="json")
 
@@ -129,7 +129,7 @@ def test_create_product_answers_201(admin: APIClient) -> None:
 
 
 def test_duplicate_sku_is_409_conflict(admin: APIClient) -> None:
-    ProductFactory(sku="OAT-1L")
+    ProductFactory.create(sku="OAT-1L")
 
     response = admin.post("/api/admin/products", PRODUCT, format="json")
 
@@ -139,8 +139,8 @@ def test_duplicate_sku_is_409_conflict(admin: APIClient) -> None:
 
 
 def test_patch_to_a_taken_sku_is_409_and_changes_nothing(admin: APIClient) -> None:
-    ProductFactory(sku="TAKEN")
-    product = ProductFactory(sku="MINE", name="Mine")
+    ProductFactory.create(sku="TAKEN")
+    product = ProductFactory.create(sku="MINE", name="Mine")
 
     response = admin.patch(
         f"/api/admin/products/{product.id}", {"sku": "TAKEN", "name": "Other"}, format="json"
@@ -175,7 +175,7 @@ def test_create_product_rejects_an_invalid_field(admin: APIClient, field: str, v
 
 
 def test_patch_product_price_and_active(admin: APIClient) -> None:
-    product = ProductFactory(price_cents=100)
+    product = ProductFactory.create(price_cents=100)
 
     response = admin.patch(
         f"/api/admin/products/{product.id}",
@@ -196,7 +196,7 @@ def test_patch_unknown_product_is_404(admin: APIClient) -> None:
 
 def test_product_list_is_paginated(admin: APIClient) -> None:
     for n in range(5):
-        ProductFactory(name=f"P{n}")
+        ProductFactory.create(name=f"P{n}")
 
     first = admin.get("/api/admin/products?page_size=3").json()
     second = admin.get(first["next"]).json()
@@ -214,7 +214,7 @@ def test_product_list_is_paginated(admin: APIClient) -> None:
     ],
 )
 def test_malformed_bodies_are_400_never_500(admin: APIClient, method: str, url: str) -> None:
-    url = url.format(store=StoreFactory().id, product=ProductFactory().id)
+    url = url.format(store=StoreFactory.create().id, product=ProductFactory.create().id)
     send = getattr(admin, method)
 
     assert_error(send(url, "{not json", content_type="application/json"), 400, "malformed_request")

@@ -22,7 +22,7 @@ DEAD = "/api/admin/events/dead-letters"
 
 def client_for_role(role: Role) -> APIClient:
     client = APIClient()
-    token = issue_pair(ADMIN, UserFactory(role=role))["access"]
+    token = issue_pair(ADMIN, UserFactory.create(role=role))["access"]
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
 

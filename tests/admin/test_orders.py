@@ -36,7 +36,7 @@ def admin(staff_admin: User) -> APIClient:
 
 @pytest.fixture
 def stock(db: None) -> Stock:
-    return StockFactory(on_hand=100)
+    return StockFactory.create(on_hand=100)
 
 
 def _at(order: Order, when: datetime) -> Order:
@@ -56,7 +56,7 @@ def _ids(response: Any) -> list[str]:
 def test_list_rows_are_orders_with_their_customer(
     admin: APIClient, make_order: Callable[..., Order], stock: Stock
 ) -> None:
-    customer = UserFactory(name="Ada Lovelace")
+    customer = UserFactory.create(name="Ada Lovelace")
     order = make_order(stock, quantity=3, customer=customer)
 
     response = admin.get("/api/admin/orders")
@@ -117,8 +117,8 @@ def test_cursor_pagination_walks_every_order_once(
 def test_list_filters_by_status_store_and_customer(
     admin: APIClient, make_order: Callable[..., Order]
 ) -> None:
-    stock_a, stock_b = StockFactory(on_hand=50), StockFactory(on_hand=50)
-    alice = UserFactory()
+    stock_a, stock_b = StockFactory.create(on_hand=50), StockFactory.create(on_hand=50)
+    alice = UserFactory.create()
     confirmed_a = make_order(stock_a, customer=alice)
     pending_a = make_order(stock_a, confirm=False)
     confirmed_b = make_order(stock_b, customer=alice)
@@ -183,7 +183,7 @@ def test_search_matches_order_number_exact_or_prefix_any_case(
 def test_search_matches_customer_email_case_insensitively(
     admin: APIClient, make_order: Callable[..., Order], stock: Stock
 ) -> None:
-    alice, bob = UserFactory(email="alice@example.test"), UserFactory()
+    alice, bob = UserFactory.create(email="alice@example.test"), UserFactory.create()
     mine = make_order(stock, customer=alice, confirm=False)
     make_order(stock, customer=bob, confirm=False)
 
@@ -238,11 +238,10 @@ def test_list_makes_the_same_number_of_queries_whatever_the_page_size(
         with django_assert_max_num_queries(4):
             response = admin.get(f"/api/admin/orders?page_size={size}")
         assert len(response.json()["results"]) == size
+    query: dict[str, str | int] = {"page_size": 30, "search": "LK-", "status": "pending"}
+    query["store_id"] = str(stock.store_id)
     with django_assert_max_num_queries(4):
-        response = admin.get(
-            "/api/admin/orders",
-            {"page_size": 30, "search": "LK-", "status": "pending", "store_id": stock.store_id},
-        )
+        response = admin.get("/api/admin/orders", query)
     assert len(response.json()["results"]) == 30
 
 
@@ -455,6 +454,6 @@ def test_the_admin_schema_validates_without_warnings_and_documents_the_delivery(
 
 def test_super_admin_reads_orders_too(make_order: Callable[..., Order], stock: Stock) -> None:
     order = make_order(stock)
-    client = staff_client(UserFactory(role=Role.SUPER_ADMIN))
+    client = staff_client(UserFactory.create(role=Role.SUPER_ADMIN))
 
     assert _ids(client.get("/api/admin/orders")) == [str(order.id)]

@@ -14,7 +14,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from lokaly_core.accounts.models import Role, User
 from lokaly_core.accounts.tokens import ADMIN, PUBLIC, PublicJWTAuthentication, issue_pair
-from lokaly_core.domain import orders as o
+from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, place_order
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from tests.factories import PASSWORD, StockFactory, UserFactory
@@ -26,7 +26,7 @@ COURIER = {"email": "Rider@Example.test", "password": "a-long-enough-passphrase"
 @pytest.fixture
 def admin(db: None) -> APIClient:
     client = APIClient()
-    user = UserFactory(role=Role.ADMIN)
+    user = UserFactory.create(role=Role.ADMIN)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_pair(ADMIN, user)['access']}")
     return client
 
@@ -47,7 +47,7 @@ def test_create_courier_answers_201_and_the_courier_can_log_in(admin: APIClient)
 
 
 def test_a_taken_email_in_any_case_is_409_conflict(admin: APIClient) -> None:
-    UserFactory(email="rider@example.test", role=Role.CUSTOMER)
+    UserFactory.create(email="rider@example.test", role=Role.CUSTOMER)
 
     response = admin.post("/api/admin/couriers", COURIER, format="json")
 
@@ -77,8 +77,8 @@ def test_create_courier_validates(admin: APIClient, field: str, value: Any) -> N
 
 
 def test_courier_list_shows_couriers_only(admin: APIClient) -> None:
-    couriers = [UserFactory(role=Role.COURIER) for _ in range(3)]
-    UserFactory(role=Role.CUSTOMER)
+    couriers = [UserFactory.create(role=Role.COURIER) for _ in range(3)]
+    UserFactory.create(role=Role.CUSTOMER)
 
     body = admin.get("/api/admin/couriers?page_size=2").json()
     rest = admin.get(body["next"]).json()
@@ -93,7 +93,7 @@ def _public_auth(access: str) -> Any:
 
 
 def test_deactivating_a_courier_makes_their_tokens_stop_working(admin: APIClient) -> None:
-    courier = UserFactory(role=Role.COURIER)
+    courier = UserFactory.create(role=Role.COURIER)
     access = issue_pair(PUBLIC, courier)["access"]
     assert _public_auth(access)[0] == courier
 
@@ -109,7 +109,7 @@ def test_deactivating_a_courier_makes_their_tokens_stop_working(admin: APIClient
 
 
 def test_patch_courier_needs_a_courier(admin: APIClient) -> None:
-    customer = UserFactory(role=Role.CUSTOMER)
+    customer = UserFactory.create(role=Role.CUSTOMER)
     for target in (customer.id, uuid.uuid4()):
         response = admin.patch(f"/api/admin/couriers/{target}", {"is_active": False}, format="json")
         assert_error(response, 404, "not_found")
@@ -118,7 +118,7 @@ def test_patch_courier_needs_a_courier(admin: APIClient) -> None:
 
 
 def test_patch_courier_validates_the_body(admin: APIClient) -> None:
-    courier = UserFactory(role=Role.COURIER)
+    courier = UserFactory.create(role=Role.COURIER)
     url = f"/api/admin/couriers/{courier.id}"
     assert_error(admin.patch(url, {"is_active": "maybe"}, format="json"), 400, "validation_error")
     assert_error(admin.patch(url, "{", content_type="application/json"), 400, "malformed_request")
@@ -147,11 +147,11 @@ def _orders(customer: User, stock: Any, count: int) -> None:
 def test_customer_list_has_order_counts_in_a_fixed_number_of_queries(
     admin: APIClient, django_assert_max_num_queries: Any
 ) -> None:
-    stock = StockFactory(on_hand=100)
-    customers = [UserFactory(role=Role.CUSTOMER) for _ in range(12)]
+    stock = StockFactory.create(on_hand=100)
+    customers = [UserFactory.create(role=Role.CUSTOMER) for _ in range(12)]
     for n, customer in enumerate(customers):
         _orders(customer, stock, n % 4)
-    UserFactory(role=Role.COURIER)
+    UserFactory.create(role=Role.COURIER)
 
     with django_assert_max_num_queries(3):  # the user of the token, the page (and nothing else)
         response = admin.get("/api/admin/customers?page_size=100")
@@ -167,9 +167,9 @@ def test_customer_list_has_order_counts_in_a_fixed_number_of_queries(
 def test_customer_list_query_count_does_not_grow_with_the_page(
     admin: APIClient,
 ) -> None:
-    stock = StockFactory(on_hand=100)
+    stock = StockFactory.create(on_hand=100)
     for _ in range(5):
-        _orders(UserFactory(role=Role.CUSTOMER), stock, 1)
+        _orders(UserFactory.create(role=Role.CUSTOMER), stock, 1)
 
     counts = []
     for size in (1, 5):
@@ -181,9 +181,9 @@ def test_customer_list_query_count_does_not_grow_with_the_page(
 
 
 def test_customer_search_matches_email_or_name(admin: APIClient) -> None:
-    ada = UserFactory(role=Role.CUSTOMER, email="ada@example.test", name="Ada Lovelace")
-    UserFactory(role=Role.CUSTOMER, email="bob@example.test", name="Bob")
-    UserFactory(role=Role.COURIER, email="ada.courier@example.test", name="Ada Courier")
+    ada = UserFactory.create(role=Role.CUSTOMER, email="ada@example.test", name="Ada Lovelace")
+    UserFactory.create(role=Role.CUSTOMER, email="bob@example.test", name="Bob")
+    UserFactory.create(role=Role.COURIER, email="ada.courier@example.test", name="Ada Courier")
 
     by_email = admin.get("/api/admin/customers?search=ADA@").json()["results"]
     by_name = admin.get("/api/admin/customers?search=lovelace").json()["results"]
@@ -199,6 +199,6 @@ def test_customer_search_with_a_null_character_is_400(admin: APIClient) -> None:
 
 def test_people_endpoints_refuse_a_public_token(db: None) -> None:
     client = APIClient()
-    customer = UserFactory(role=Role.CUSTOMER, password=PASSWORD)
+    customer = UserFactory.create(role=Role.CUSTOMER, password=PASSWORD)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_pair(PUBLIC, customer)['access']}")
     assert_error(client.get("/api/admin/customers"), 401, "token_invalid")

@@ -73,7 +73,7 @@ def _concrete(template: str) -> str:
 def _client(caller: str) -> APIClient:
     client = APIClient()
     if caller != "anonymous":
-        user: User = UserFactory(role=caller)
+        user: User = UserFactory.create(role=caller)
         realm = ADMIN if caller in {Role.ADMIN, Role.SUPER_ADMIN} else PUBLIC
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_pair(realm, user)['access']}")
     return client

@@ -27,7 +27,7 @@ def admin(staff_admin: User) -> APIClient:
 
 @pytest.fixture
 def stock(db: None) -> Stock:
-    return StockFactory(on_hand=20)
+    return StockFactory.create(on_hand=20)
 
 
 def _events(order: Order, type_: str) -> list[OutboxEvent]:

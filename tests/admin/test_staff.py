@@ -32,7 +32,7 @@ def client_of(user: User) -> APIClient:
 
 @pytest.fixture
 def root(db: None) -> User:
-    return UserFactory(role=Role.SUPER_ADMIN, is_superuser=True)
+    return UserFactory.create(role=Role.SUPER_ADMIN, is_superuser=True)
 
 
 @pytest.fixture
@@ -78,14 +78,14 @@ def test_create_staff_validates(su: APIClient, field: str, value: Any) -> None:
 
 
 def test_create_staff_with_a_taken_email_is_409(su: APIClient) -> None:
-    UserFactory(email="ops@lokaly.test", role=Role.COURIER)
+    UserFactory.create(email="ops@lokaly.test", role=Role.COURIER)
     assert_error(su.post("/api/admin/staff", NEW_STAFF, format="json"), 409, "conflict")
 
 
 def test_staff_list_shows_staff_only(su: APIClient, root: User) -> None:
-    admin = UserFactory(role=Role.ADMIN)
-    UserFactory(role=Role.CUSTOMER)
-    UserFactory(role=Role.COURIER)
+    admin = UserFactory.create(role=Role.ADMIN)
+    UserFactory.create(role=Role.CUSTOMER)
+    UserFactory.create(role=Role.COURIER)
 
     rows = su.get("/api/admin/staff").json()["results"]
 
@@ -93,8 +93,8 @@ def test_staff_list_shows_staff_only(su: APIClient, root: User) -> None:
 
 
 def test_admin_role_gets_403_on_every_staff_endpoint(db: None) -> None:
-    admin = client_of(UserFactory(role=Role.ADMIN))
-    other = UserFactory(role=Role.ADMIN)
+    admin = client_of(UserFactory.create(role=Role.ADMIN))
+    other = UserFactory.create(role=Role.ADMIN)
 
     assert_error(admin.get("/api/admin/staff"), 403, "permission_denied")
     assert_error(admin.post("/api/admin/staff", NEW_STAFF, format="json"), 403, "permission_denied")
@@ -105,7 +105,7 @@ def test_admin_role_gets_403_on_every_staff_endpoint(db: None) -> None:
 
 
 def test_promote_and_deactivate_staff(su: APIClient) -> None:
-    member = UserFactory(role=Role.ADMIN)
+    member = UserFactory.create(role=Role.ADMIN)
 
     promoted = su.patch(f"/api/admin/staff/{member.id}", {"role": "super_admin"}, format="json")
     deactivated = su.patch(f"/api/admin/staff/{member.id}", {"is_active": False}, format="json")
@@ -120,7 +120,7 @@ def test_promote_and_deactivate_staff(su: APIClient) -> None:
 def test_the_last_active_super_admin_cannot_be_demoted_or_deactivated(
     su: APIClient, root: User
 ) -> None:
-    UserFactory(role=Role.SUPER_ADMIN, is_active=False)  # an inactive one does not count
+    UserFactory.create(role=Role.SUPER_ADMIN, is_active=False)  # an inactive one does not count
 
     demote = su.patch(f"/api/admin/staff/{root.id}", {"role": "admin"}, format="json")
     deactivate = su.patch(f"/api/admin/staff/{root.id}", {"is_active": False}, format="json")
@@ -132,7 +132,7 @@ def test_the_last_active_super_admin_cannot_be_demoted_or_deactivated(
 
 
 def test_a_super_admin_can_step_down_when_another_remains(su: APIClient, root: User) -> None:
-    UserFactory(role=Role.SUPER_ADMIN)
+    UserFactory.create(role=Role.SUPER_ADMIN)
 
     response = su.patch(f"/api/admin/staff/{root.id}", {"role": "admin"}, format="json")
 
@@ -144,7 +144,7 @@ def test_a_super_admin_can_step_down_when_another_remains(su: APIClient, root: U
 
 
 def test_patch_staff_needs_a_staff_account(su: APIClient) -> None:
-    for target in (UserFactory(role=Role.CUSTOMER).id, uuid.uuid4()):
+    for target in (UserFactory.create(role=Role.CUSTOMER).id, uuid.uuid4()):
         response = su.patch(f"/api/admin/staff/{target}", {"is_active": False}, format="json")
         assert_error(response, 404, "not_found")
     assert_error(su.patch("/api/admin/staff/x", {}, format="json"), 404, "not_found")
@@ -158,7 +158,7 @@ def test_patch_staff_needs_a_staff_account(su: APIClient) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_demotions_leave_one_super_admin() -> None:
     # given exactly two active super admins
-    first, second = (UserFactory(role=Role.SUPER_ADMIN) for _ in range(2))
+    first, second = (UserFactory.create(role=Role.SUPER_ADMIN) for _ in range(2))
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 

@@ -15,9 +15,9 @@ from rest_framework.test import APIClient
 
 from lokaly_core.accounts.models import Role, User
 from lokaly_core.accounts.tokens import ADMIN, issue_pair
-from lokaly_core.domain import orders as o
 from lokaly_core.domain.errors import InsufficientStock
 from lokaly_core.domain.inventory import stock_adjust
+from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, order_reserve_stock, place_order
 from lokaly_core.inventory.models import Stock, StockAdjustment
 from lokaly_core.orders.models import Order
@@ -28,7 +28,7 @@ from tests.public.conftest import assert_error
 
 @pytest.fixture
 def staff(db: None) -> User:
-    return UserFactory(role=Role.ADMIN)
+    return UserFactory.create(role=Role.ADMIN)
 
 
 @pytest.fixture
@@ -46,10 +46,12 @@ def _adjust(client: APIClient, store_id: Any, body: dict[str, Any]) -> Any:
 
 
 def test_stock_list_shows_on_hand_reserved_and_available(admin: APIClient) -> None:
-    store = StoreFactory()
-    StockFactory(store=store, product=ProductFactory(sku="B", name="Bread"), on_hand=5, reserved=2)
-    StockFactory(store=store, product=ProductFactory(sku="A", name="Apples"), on_hand=7)
-    StockFactory(product=ProductFactory(sku="C"))  # another store's
+    store = StoreFactory.create()
+    bread = ProductFactory.create(sku="B", name="Bread")
+    apples = ProductFactory.create(sku="A", name="Apples")
+    StockFactory.create(store=store, product=bread, on_hand=5, reserved=2)
+    StockFactory.create(store=store, product=apples, on_hand=7)
+    StockFactory.create(product=ProductFactory.create(sku="C"))  # another store's
 
     response = admin.get(f"/api/admin/stores/{store.id}/stock")
 
@@ -63,9 +65,9 @@ def test_stock_list_shows_on_hand_reserved_and_available(admin: APIClient) -> No
 
 
 def test_stock_list_is_paginated(admin: APIClient) -> None:
-    store = StoreFactory()
+    store = StoreFactory.create()
     for n in range(3):
-        StockFactory(store=store, product=ProductFactory(sku=f"S{n}"))
+        StockFactory.create(store=store, product=ProductFactory.create(sku=f"S{n}"))
 
     first = admin.get(f"/api/admin/stores/{store.id}/stock?page_size=2").json()
     second = admin.get(first["next"]).json()
@@ -84,7 +86,7 @@ def test_stock_of_an_unknown_store_is_404(admin: APIClient) -> None:
 def test_adjustment_answers_201_with_the_row_and_writes_the_ledger(
     admin: APIClient, staff: User
 ) -> None:
-    stock = StockFactory(on_hand=10, reserved=4)
+    stock = StockFactory.create(on_hand=10, reserved=4)
 
     response = _adjust(
         admin,
@@ -114,7 +116,7 @@ def test_adjustment_answers_201_with_the_row_and_writes_the_ledger(
 def test_adjustment_below_reserved_is_409_with_details_and_changes_nothing(
     admin: APIClient,
 ) -> None:
-    stock = StockFactory(on_hand=10, reserved=4)
+    stock = StockFactory.create(on_hand=10, reserved=4)
 
     response = _adjust(
         admin, stock.store_id, {"product_id": str(stock.product_id), "delta": -7, "reason": "count"}
@@ -128,7 +130,7 @@ def test_adjustment_below_reserved_is_409_with_details_and_changes_nothing(
 
 
 def test_positive_adjustment_starts_carrying_a_product(admin: APIClient) -> None:
-    store, product = StoreFactory(), ProductFactory()
+    store, product = StoreFactory.create(), ProductFactory.create()
 
     response = _adjust(
         admin, store.id, {"product_id": str(product.id), "delta": 12, "reason": "delivery"}
@@ -140,14 +142,18 @@ def test_positive_adjustment_starts_carrying_a_product(admin: APIClient) -> None
 
 def test_adjusting_an_unknown_product_is_404(admin: APIClient) -> None:
     response = _adjust(
-        admin, StoreFactory().id, {"product_id": str(uuid.uuid4()), "delta": 1, "reason": "x"}
+        admin,
+        StoreFactory.create().id,
+        {"product_id": str(uuid.uuid4()), "delta": 1, "reason": "x"},
     )
     assert_error(response, 404, "not_found")
 
 
 def test_adjusting_in_an_unknown_store_is_404(admin: APIClient) -> None:
     response = _adjust(
-        admin, uuid.uuid4(), {"product_id": str(ProductFactory().id), "delta": 1, "reason": "x"}
+        admin,
+        uuid.uuid4(),
+        {"product_id": str(ProductFactory.create().id), "delta": 1, "reason": "x"},
     )
     assert_error(response, 404, "not_found")
 
@@ -169,7 +175,7 @@ def test_adjusting_in_an_unknown_store_is_404(admin: APIClient) -> None:
     ],
 )
 def test_invalid_adjustments_are_400(admin: APIClient, field: str, value: Any) -> None:
-    stock = StockFactory(on_hand=10)
+    stock = StockFactory.create(on_hand=10)
     body = {"product_id": str(stock.product_id), "delta": 1, "reason": "x", field: value}
 
     details = assert_error(_adjust(admin, stock.store_id, body), 400, "validation_error")
@@ -179,7 +185,7 @@ def test_invalid_adjustments_are_400(admin: APIClient, field: str, value: Any) -
 
 
 def test_malformed_adjustment_body_is_400(admin: APIClient) -> None:
-    store = StoreFactory()
+    store = StoreFactory.create()
     response = admin.post(
         f"/api/admin/stores/{store.id}/stock/adjustments", "{", content_type="application/json"
     )
@@ -214,10 +220,10 @@ def _place_pending(store: Any, product: Any, customer: User, count: int) -> list
 def test_stock_stays_exact_when_adjustments_and_reservations_race() -> None:
     # given one product with 30 on hand and 50 pending orders of one unit each
     assert len(DELTAS) == 20
-    store, product = StoreFactory(), ProductFactory()
-    StockFactory(store=store, product=product, on_hand=INITIAL)
-    staff = UserFactory(role=Role.ADMIN)
-    order_ids = _place_pending(store, product, UserFactory(role=Role.CUSTOMER), 50)
+    store, product = StoreFactory.create(), ProductFactory.create()
+    StockFactory.create(store=store, product=product, on_hand=INITIAL)
+    staff = UserFactory.create(role=Role.ADMIN)
+    order_ids = _place_pending(store, product, UserFactory.create(role=Role.CUSTOMER), 50)
     succeeded: list[int] = []
     refused: list[int] = []
     lock = threading.Lock()
@@ -270,7 +276,7 @@ def test_stock_stays_exact_when_adjustments_and_reservations_race() -> None:
 
 
 def test_an_adjustment_past_the_largest_quantity_is_409_not_500(admin: APIClient) -> None:
-    stock = StockFactory(on_hand=2**31 - 10)
+    stock = StockFactory.create(on_hand=2**31 - 10)
 
     response = _adjust(
         admin, stock.store_id, {"product_id": str(stock.product_id), "delta": 20, "reason": "x"}

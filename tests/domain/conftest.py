@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from lokaly_core.domain import orders as o
-from lokaly_core.domain.ports import Offer, StoreInfo
+from lokaly_core.domain.model import orders as o
+from lokaly_core.domain.model.catalog import Offer, StoreInfo
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, place_order
 from tests.domain.fakes import FakeClock, FakeUnitOfWork
 

@@ -10,11 +10,11 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
-from lokaly_core.domain.delivery import ACTIVE_DELIVERY, Candidate, Delivery, DeliveryStatus
-from lokaly_core.domain.inventory import StockLevel
-from lokaly_core.domain.orders import Order
-from lokaly_core.domain.picking import Picking
-from lokaly_core.domain.ports import Offer, StoreInfo
+from lokaly_core.domain.model.catalog import Offer, StoreInfo
+from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY, Candidate, Delivery, DeliveryStatus
+from lokaly_core.domain.model.inventory import StockLevel
+from lokaly_core.domain.model.orders import Order
+from lokaly_core.domain.model.picking import Picking
 from lokaly_core.events import Envelope, EventPayload
 
 

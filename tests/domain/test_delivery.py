@@ -7,10 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lokaly_core.domain import orders as o
 from lokaly_core.domain.delivery import (
-    Candidate,
-    DeliveryStatus,
     DispatchOutcome,
     DispatchPolicy,
     courier_set_shift,
@@ -21,6 +18,8 @@ from lokaly_core.domain.delivery import (
     rank_candidates,
 )
 from lokaly_core.domain.errors import ErrorCode, InvalidTransition, NotFound
+from lokaly_core.domain.model import orders as o
+from lokaly_core.domain.model.delivery import Candidate, DeliveryStatus
 from lokaly_core.domain.picking import order_advance_to
 from lokaly_core.domain.services import order_cancel, order_reserve_stock
 from tests.domain.conftest import CUSTOMER, MILK, STORE, place

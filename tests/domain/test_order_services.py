@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from lokaly_core.domain import orders as o
 from lokaly_core.domain.errors import InvalidTransition, NotFound, ValidationFailed
-from lokaly_core.domain.ports import Offer, StoreInfo
+from lokaly_core.domain.model import orders as o
+from lokaly_core.domain.model.catalog import Offer, StoreInfo
 from lokaly_core.domain.services import (
     order_cancel,
     order_reserve_stock,

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-from lokaly_core.domain import orders as o
 from lokaly_core.domain.errors import (
     InsufficientStock,
     InvalidTransition,
@@ -14,12 +13,9 @@ from lokaly_core.domain.errors import (
     ValidationFailed,
 )
 from lokaly_core.domain.inventory import stock_adjust
-from lokaly_core.domain.picking import (
-    PickingStatus,
-    order_advance_to,
-    picking_complete,
-    picking_start,
-)
+from lokaly_core.domain.model import orders as o
+from lokaly_core.domain.model.picking import PickingStatus
+from lokaly_core.domain.picking import order_advance_to, picking_complete, picking_start
 from lokaly_core.domain.services import order_reserve_stock
 from tests.domain.conftest import MILK, STAFF_ID, STORE, place
 from tests.domain.fakes import FakeClock, FakeUnitOfWork

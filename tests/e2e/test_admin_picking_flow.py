@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 from lokaly_core.accounts.models import Role
 from lokaly_core.orders.models import Order
@@ -27,11 +28,11 @@ def _login(base: str, path: str, email: str) -> str:
     return response.json()["access"]
 
 
-def _recv(ws: ClientConnection, timeout: float = 15.0) -> dict[str, Any]:
+def _recv(ws: Connection, timeout: float = 15.0) -> dict[str, Any]:
     return json.loads(ws.recv(timeout=timeout))
 
 
-def _changes_until(ws: ClientConnection, version: int) -> list[dict[str, Any]]:
+def _changes_until(ws: Connection, version: int) -> list[dict[str, Any]]:
     """Status changes received up to ``version``, then a ping to flush any repeat."""
     changes: list[dict[str, Any]] = []
     while not changes or changes[-1]["status_version"] < version:
@@ -48,9 +49,9 @@ def test_admin_picks_an_order_and_the_customer_watches_it_become_ready(
     live_stack: Any, live_admin: Any
 ) -> None:
     # given a customer with a confirmed order, watching it from version 1
-    stock = StockFactory(on_hand=10)
-    customer = UserFactory()
-    staff = UserFactory(role=Role.ADMIN)
+    stock = StockFactory.create(on_hand=10)
+    customer = UserFactory.create()
+    staff = UserFactory.create(role=Role.ADMIN)
     token = _login(live_stack.http, "/api/auth/token", customer.email)
     order = httpx.post(
         f"{live_stack.http}/api/orders",
@@ -94,8 +95,8 @@ def test_admin_picks_an_order_and_the_customer_watches_it_become_ready(
 
 
 def test_tokens_do_not_cross_between_the_live_servers(live_stack: Any, live_admin: Any) -> None:
-    customer = UserFactory()
-    staff = UserFactory(role=Role.SUPER_ADMIN)
+    customer = UserFactory.create()
+    staff = UserFactory.create(role=Role.SUPER_ADMIN)
     public_token = _login(live_stack.http, "/api/auth/token", customer.email)
     admin_token = _login(live_admin.http, "/api/admin/auth/token", staff.email)
 

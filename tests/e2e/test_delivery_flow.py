@@ -6,14 +6,17 @@ workers, on the test database. Every step goes through an API, as the apps do it
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 from lokaly_core.accounts.models import Role
 from lokaly_core.delivery.models import CourierState, Delivery, DispatchTask
@@ -47,7 +50,11 @@ class Client:
         return response.json() if response.content else None
 
 
-def _messages_until_delivered(ws: ClientConnection, deadline: float) -> list[dict[str, Any]]:
+def _order_is_ready(order_id: str) -> bool:
+    return Order.objects.get(pk=order_id).status == "ready"
+
+
+def _messages_until_delivered(ws: Connection, deadline: float) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     while not any(m.get("status") == "delivered" for m in messages):
         messages.append(json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic()))))
@@ -70,10 +77,10 @@ def test_an_order_travels_from_placement_to_delivered_and_the_customer_sees_ever
     live_stack: Any, live_admin: Any
 ) -> None:
     # given a store with 10 units, a customer, an admin and one courier on shift near it
-    stock = StockFactory(on_hand=10, store__lat=52.3745, store__lng=4.8979)
-    customer_user = UserFactory()
-    courier_user = UserFactory(role=Role.COURIER)
-    staff = UserFactory(role=Role.ADMIN)
+    stock = StockFactory.create(on_hand=10, store__lat=52.3745, store__lng=4.8979)
+    customer_user = UserFactory.create()
+    courier_user = UserFactory.create(role=Role.COURIER)
+    staff = UserFactory.create(role=Role.ADMIN)
     customer = Client(live_stack.http, "/api/auth/token", customer_user.email)
     courier = Client(live_stack.http, "/api/auth/token", courier_user.email)
     admin = Client(live_admin.http, "/api/admin/auth/token", staff.email)
@@ -148,16 +155,16 @@ def test_twenty_orders_race_for_five_couriers_across_two_workers(
     live_stack: Any, live_admin: Any
 ) -> None:
     # given 5 couriers on shift and 20 customers' orders placed at once
-    stock = StockFactory(on_hand=1000)
-    staff = UserFactory(role=Role.ADMIN)
+    stock = StockFactory.create(on_hand=1000)
+    staff = UserFactory.create(role=Role.ADMIN)
     admin = Client(live_admin.http, "/api/admin/auth/token", staff.email)
     couriers = {}
     for i in range(5):
-        user = UserFactory(role=Role.COURIER)
+        user = UserFactory.create(role=Role.COURIER)
         couriers[str(user.id)] = client = Client(live_stack.http, "/api/auth/token", user.email)
         client.call("POST", "/api/courier/location", {"lat": 52.37 + i / 1000, "lng": 4.89}, 204)
         client.call("POST", "/api/courier/shift", {"online": True})
-    customer = Client(live_stack.http, "/api/auth/token", UserFactory().email)
+    customer = Client(live_stack.http, "/api/auth/token", UserFactory.create().email)
     body = order_body(stock.store_id, (stock.product_id, 1))
     order_ids = [customer.call("POST", "/api/orders", body, expect=201)["id"] for _ in range(20)]
 
@@ -190,7 +197,7 @@ def test_twenty_orders_race_for_five_couriers_across_two_workers(
                 picking = f"/api/admin/orders/{order_id}/picking"
                 admin.call("POST", f"{picking}/start")
                 admin.call("POST", f"{picking}/complete")
-                wait_until(lambda o=order_id: Order.objects.get(pk=o).status == "ready")
+                wait_until(functools.partial(_order_is_ready, order_id))
                 client.call("POST", f"/api/courier/deliveries/{row['id']}/pickup")
                 client.call("POST", f"/api/courier/deliveries/{row['id']}/complete")
                 delivered.add(order_id)
@@ -206,9 +213,10 @@ def test_twenty_orders_race_for_five_couriers_across_two_workers(
     assert not DispatchTask.objects.filter(order_id__in=order_ids).exists()
     for courier_id in couriers:
         spans = sorted(
-            rows.filter(courier_id=courier_id).values_list("assigned_at", "delivered_at")
+            rows.filter(courier_id=uuid.UUID(courier_id)).values_list("assigned_at", "delivered_at")
         )
         for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+            assert end is not None
             assert end <= start, f"courier {courier_id} held two deliveries at once"
     level = Stock.objects.get(pk=stock.pk)
     assert (level.on_hand, level.reserved) == (980, 0)

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+from websockets.sync.connection import Connection
 
 from lokaly_core.inventory.models import Stock
 from lokaly_core.orders.models import Order
@@ -27,7 +28,7 @@ def _login(stack, email: str) -> str:
     return response.json()["access"]
 
 
-def _recv(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
+def _recv(ws: Connection, timeout: float = 10.0) -> dict[str, Any]:
     return json.loads(ws.recv(timeout=timeout))
 
 
@@ -45,8 +46,8 @@ def _close_code(stack, path: str) -> int | None:
 
 def test_customer_orders_and_watches_it_become_confirmed(live_stack) -> None:
     # given a stocked store and a registered customer
-    stock = StockFactory(on_hand=10)
-    customer = UserFactory()
+    stock = StockFactory.create(on_hand=10)
+    customer = UserFactory.create()
     token = _login(live_stack, customer.email)
     headers = {"Authorization": f"Bearer {token}"}
 
@@ -88,8 +89,8 @@ def test_customer_orders_and_watches_it_become_confirmed(live_stack) -> None:
 
 
 def test_watcher_sees_cancellation_live_in_version_order(live_stack) -> None:
-    stock = StockFactory(on_hand=5)
-    customer = UserFactory()
+    stock = StockFactory.create(on_hand=5)
+    customer = UserFactory.create()
     token = _login(live_stack, customer.email)
     headers = {"Authorization": f"Bearer {token}"}
     order = httpx.post(
@@ -119,8 +120,8 @@ def test_watcher_sees_cancellation_live_in_version_order(live_stack) -> None:
 
 
 def test_socket_refuses_strangers_with_the_contract_close_codes(live_stack) -> None:
-    stock = StockFactory(on_hand=5)
-    owner, stranger = UserFactory(), UserFactory()
+    stock = StockFactory.create(on_hand=5)
+    owner, stranger = UserFactory.create(), UserFactory.create()
     owner_token = _login(live_stack, owner.email)
     order = httpx.post(
         f"{live_stack.http}/api/orders",
@@ -139,8 +140,8 @@ def test_socket_refuses_strangers_with_the_contract_close_codes(live_stack) -> N
 
 
 def test_token_in_authorization_header_is_accepted(live_stack) -> None:
-    stock = StockFactory(on_hand=5)
-    customer = UserFactory()
+    stock = StockFactory.create(on_hand=5)
+    customer = UserFactory.create()
     token = _login(live_stack, customer.email)
     order = httpx.post(
         f"{live_stack.http}/api/orders",
@@ -158,10 +159,10 @@ def test_token_in_authorization_header_is_accepted(live_stack) -> None:
 
 def test_fifty_concurrent_orders_for_ten_units_confirm_exactly_ten(live_stack) -> None:
     # given 10 units and 50 customers
-    store = StoreFactory()
-    product = ProductFactory()
-    stock = StockFactory(store=store, product=product, on_hand=10)
-    customers = [UserFactory() for _ in range(50)]
+    store = StoreFactory.create()
+    product = ProductFactory.create()
+    stock = StockFactory.create(store=store, product=product, on_hand=10)
+    customers = [UserFactory.create() for _ in range(50)]
     tokens = [_login(live_stack, c.email) for c in customers]
 
     # when all 50 order one unit at the same time (two workers reserve)

@@ -102,8 +102,8 @@ def test_orders_whose_events_redis_lost_reach_their_final_state_after_reconcile(
     flushable_stack: dict[str, Any],
 ) -> None:
     # given a store with 30 units and a customer placing 45 one-unit orders in three waves
-    stock = StockFactory(on_hand=30)
-    customer = UserFactory()
+    stock = StockFactory.create(on_hand=30)
+    customer = UserFactory.create()
     base = flushable_stack["http"]
     token = httpx.post(
         f"{base}/api/auth/token", json={"email": customer.email, "password": PASSWORD}

@@ -99,8 +99,8 @@ def _processed_event_ids(log: Path) -> list[str]:
 
 def test_socket_on_server_b_follows_an_order_placed_through_server_a(two_by_two) -> None:
     server_a, server_b = two_by_two.servers
-    stock = StockFactory(on_hand=5)
-    token = _token(UserFactory())
+    stock = StockFactory.create(on_hand=5)
+    token = _token(UserFactory.create())
 
     # when the order is placed through A and watched on B
     order = _place(server_a, token, order_body(stock.store_id, (stock.product_id, 1)))
@@ -130,8 +130,8 @@ def test_forty_orders_across_both_servers_are_each_processed_once_by_both_worker
     two_by_two,
 ) -> None:
     # given ample stock and 40 customers
-    stock = StockFactory(on_hand=1000)
-    customers = [UserFactory() for _ in range(40)]
+    stock = StockFactory.create(on_hand=1000)
+    customers = [UserFactory.create() for _ in range(40)]
     jobs = [(two_by_two.servers[i % 2], _token(c), 1 + i % 3) for i, c in enumerate(customers)]
 
     # when they order at once, half through A and half through B

@@ -64,8 +64,8 @@ def test_sigterm_drains_requests_closes_sockets_with_1001_and_exits_0(live_env) 
     server = spawn("shutdown-public", args, env, logs)
     try:
         wait_ready(f"http://127.0.0.1:{port}", {"public": server}, logs)
-        stock = StockFactory(on_hand=5)
-        customer = UserFactory()
+        stock = StockFactory.create(on_hand=5)
+        customer = UserFactory.create()
         token = httpx.post(
             f"http://127.0.0.1:{port}/api/auth/token",
             json={"email": customer.email, "password": PASSWORD},

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def fresh_database_url() -> str:
+def fresh_database_url() -> Iterator[str]:
     base = urlsplit(os.environ.get("DATABASE_URL") or settings.DATABASE_URL)
     name = f"lokaly_migrate_{uuid.uuid4().hex[:10]}"
     admin_url = urlunsplit(base._replace(path="/postgres"))

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from lokaly_core.accounts.models import Role, User
-from lokaly_core.domain import orders as o
+from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, place_order
 from lokaly_core.orders.models import Order
 from lokaly_core.orders.uow import DjangoUnitOfWork
@@ -44,7 +44,7 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 @pytest.fixture
 def other_customer(db: None) -> User:
-    return UserFactory(role=Role.CUSTOMER)
+    return UserFactory.create(role=Role.CUSTOMER)
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def other_customer_client(other_customer: User) -> APIClient:
 
 @pytest.fixture
 def staff_user(db: None) -> User:
-    return UserFactory(role=Role.ADMIN)
+    return UserFactory.create(role=Role.ADMIN)
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def test_register_ignores_a_role_in_the_body(api_client):
 
 @pytest.mark.django_db
 def test_register_refuses_an_email_already_taken_whatever_its_case(api_client):
-    UserFactory(email="ada@example.test")
+    UserFactory.create(email="ada@example.test")
 
     response = api_client.post(
         REGISTER, {"email": "ADA@example.test", "password": PASSWORD, "name": "Ada"}
@@ -114,7 +114,7 @@ def test_token_returns_a_pair_whose_access_token_works(api_client, customer):
 
 @pytest.mark.django_db
 def test_token_accepts_the_email_in_any_case(api_client):
-    UserFactory(email="ada@example.test")
+    UserFactory.create(email="ada@example.test")
 
     response = api_client.post(TOKEN, {"email": " ADA@Example.test ", "password": PASSWORD})
 
@@ -139,7 +139,7 @@ def test_token_refuses_an_unknown_email(api_client):
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.SUPER_ADMIN])
 def test_token_refuses_staff_accounts(api_client, role):
-    staff = UserFactory(role=role)
+    staff = UserFactory.create(role=role)
 
     response = api_client.post(TOKEN, {"email": staff.email, "password": PASSWORD})
 
@@ -148,7 +148,7 @@ def test_token_refuses_staff_accounts(api_client, role):
 
 @pytest.mark.django_db
 def test_token_refuses_a_deactivated_account(api_client):
-    user = UserFactory(is_active=False)
+    user = UserFactory.create(is_active=False)
 
     response = api_client.post(TOKEN, {"email": user.email, "password": PASSWORD})
 

@@ -28,7 +28,7 @@ def _resigned(token: str, *, key: str | None = None, **claims: object) -> str:
 
 @pytest.mark.parametrize("role", [Role.CUSTOMER, Role.COURIER])
 def test_me_returns_the_caller(api_client, db, role):
-    user = UserFactory(role=role, name="Ada Lovelace")
+    user = UserFactory.create(role=role, name="Ada Lovelace")
 
     response = api_client.get(ME, **_bearer(issue_pair(PUBLIC, user)["access"]))
 

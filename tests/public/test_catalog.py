@@ -20,9 +20,9 @@ def _products_url(store) -> str:
 
 
 def test_stores_lists_only_active_stores_in_the_contract_shape(customer_client, db):
-    open_store = StoreFactory(name="A Centrum", address="Dam 1", lat=52.373, lng=4.893)
-    closed_store = StoreFactory(name="B Noord", is_open=False)
-    StoreFactory(name="C Gone", is_active=False)
+    open_store = StoreFactory.create(name="A Centrum", address="Dam 1", lat=52.373, lng=4.893)
+    closed_store = StoreFactory.create(name="B Noord", is_open=False)
+    StoreFactory.create(name="C Gone", is_active=False)
 
     response = customer_client.get("/api/stores")
 
@@ -55,7 +55,7 @@ def test_stores_need_a_token(api_client, db):
 
 
 def test_stores_are_cursor_paginated(customer_client, db):
-    stores = [StoreFactory(name=f"Store {i:02d}") for i in range(5)]
+    stores = [StoreFactory.create(name=f"Store {i:02d}") for i in range(5)]
 
     first = customer_client.get("/api/stores", {"page_size": 2}).json()
     second = customer_client.get(first["next"]).json()
@@ -75,16 +75,17 @@ def test_products_lists_active_products_the_store_carries_with_availability(
     customer_client, store
 ):
     # given two active products in the store, one inactive, and one only another store sells
-    milk = StockFactory(
+    milk = StockFactory.create(
         store=store, on_hand=10, reserved=3,
-        product=ProductFactory(sku="MILK-1L", name="Milk 1L", price_cents=129),
+        product=ProductFactory.create(sku="MILK-1L", name="Milk 1L", price_cents=129),
     )
-    bread = StockFactory(
+    bread = StockFactory.create(
         store=store, on_hand=4, reserved=4,
-        product=ProductFactory(sku="BREAD", name="Bread", price_cents=249),
+        product=ProductFactory.create(sku="BREAD", name="Bread", price_cents=249),
     )
-    StockFactory(store=store, product=ProductFactory(name="Old stuff", is_active=False))
-    StockFactory(product=ProductFactory(name="Elsewhere"))
+    old_stuff = ProductFactory.create(name="Old stuff", is_active=False)
+    StockFactory.create(store=store, product=old_stuff)
+    StockFactory.create(product=ProductFactory.create(name="Elsewhere"))
 
     # when
     response = customer_client.get(_products_url(store))
@@ -128,7 +129,7 @@ def test_couriers_may_list_products(courier_client, stocked, store):
 def test_products_search_by_name_or_sku(customer_client, store, search, expected):
     for sku, name in [("SKU-MILK", "Milk 1L"), ("SKU-CHOC", "Chocolate milk"),
                       ("SKU-BREAD", "Bread")]:
-        StockFactory(store=store, product=ProductFactory(sku=sku, name=name))
+        StockFactory.create(store=store, product=ProductFactory.create(sku=sku, name=name))
 
     response = customer_client.get(_products_url(store), {"search": search})
 
@@ -168,7 +169,8 @@ def test_products_reflect_price_and_activity_changes(customer_client, stocked, s
 
 def test_products_are_cursor_paginated_without_repeats(customer_client, store):
     expected = [
-        StockFactory(store=store, product=ProductFactory(name="Same name")) for _ in range(7)
+        StockFactory.create(store=store, product=ProductFactory.create(name="Same name"))
+        for _ in range(7)
     ]
 
     seen, url = [], _products_url(store) + "?page_size=3"

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from lokaly_core.delivery.models import CourierState, Delivery, DispatchTask
 from lokaly_core.domain.delivery import DispatchPolicy, dispatch_order
-from lokaly_core.domain.orders import OrderStatus
+from lokaly_core.domain.model.orders import OrderStatus
 from lokaly_core.domain.picking import order_advance_to
 from lokaly_core.inventory.models import Stock
 from lokaly_core.orders.models import Order, OrderStatusChange

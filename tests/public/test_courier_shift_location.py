@@ -60,6 +60,7 @@ def test_a_location_is_stored_for_dispatch_and_kept_as_the_last_one(courier_clie
     assert state.location_at is not None
     assert not state.is_online  # a location is not a shift
     last = last_location(courier.id)
+    assert last is not None
     assert last["lat"] == 52.3702 and last["lng"] == 4.8952
     assert ISO_UTC.match(last["recorded_at"])
 
@@ -73,7 +74,9 @@ def test_the_database_copy_is_written_at_most_once_per_interval(courier_client, 
     assert response.status_code == 204
     state = CourierState.objects.get(pk=courier.id)
     assert (state.lat, state.lng) == (52.0, 4.0)
-    assert (last_location(courier.id)["lat"], last_location(courier.id)["lng"]) == (52.5, 4.5)
+    last = last_location(courier.id)
+    assert last is not None
+    assert (last["lat"], last["lng"]) == (52.5, 4.5)
 
 
 def test_a_location_keeps_the_shift(courier_client, courier):

@@ -163,12 +163,12 @@ def test_create_order_records_an_order_created_event_in_the_outbox(
         "total_cents": order["total_cents"],
         "currency": "EUR",
     }
-    assert sorted(event.payload["lines"], key=lambda line: line["product_id"]) == sorted(
+    assert sorted(event.payload["lines"], key=lambda line: str(line["product_id"])) == sorted(
         [
             {"product_id": str(first.product_id), "quantity": 2},
             {"product_id": str(second.product_id), "quantity": 1},
         ],
-        key=lambda line: line["product_id"],
+        key=lambda line: str(line["product_id"]),
     )
 
 

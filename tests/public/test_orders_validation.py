@@ -39,13 +39,13 @@ class Catalog:
 
 @pytest.fixture
 def catalog(store, stocked) -> Catalog:
-    inactive_store = StoreFactory(is_active=False)
-    StockFactory(store=inactive_store)
+    inactive_store = StoreFactory.create(is_active=False)
+    StockFactory.create(store=inactive_store)
     return Catalog(
         store=store,
         products=[stocked().product_id for _ in range(3)],
         inactive_product=stocked(is_active=False).product_id,
-        elsewhere_product=StockFactory().product_id,
+        elsewhere_product=StockFactory.create().product_id,
         inactive_store=inactive_store,
     )
 

@@ -26,8 +26,8 @@ app = URLRouter(websocket_urlpatterns)
 
 def _assigned() -> dict[str, Any]:
     """A customer's confirmed order assigned to a courier on shift; a second courier on shift."""
-    stock = StockFactory(on_hand=5)
-    customer = UserFactory()
+    stock = StockFactory.create(on_hand=5)
+    customer = UserFactory.create()
     courier = courier_on_shift()
     response = client_for(customer).post(
         "/api/orders", order_body(stock.store_id, (stock.product_id, 1)), format="json"
@@ -140,7 +140,7 @@ async def test_a_courier_without_a_delivery_reaches_nobody() -> None:
 
     # then the assigned courier's comes through, and nothing from the other before it (both
     # went out from here in order; a late repeat of the first report may precede them)
-    seen = []
+    seen: list[tuple[float, float]] = []
     while not seen or seen[-1] != (3.0, 3.0):
         message = json.loads(await ws.receive_from(timeout=5))
         seen.append((message["lat"], message["lng"]))

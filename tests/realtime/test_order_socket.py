@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from lokaly_core.accounts.tokens import PUBLIC, issue_pair
-from lokaly_core.domain.orders import Actor
+from lokaly_core.domain.model.orders import Actor
 from lokaly_core.domain.services import order_cancel, order_reserve_stock
 from lokaly_core.orders.models import OrderStatusChange
 from lokaly_core.orders.realtime import order_group
@@ -29,8 +29,8 @@ app = URLRouter(websocket_urlpatterns)
 
 def _setup() -> tuple[str, str, list[dict[str, Any]]]:
     """A customer's order taken to version 3 (pending, confirmed, cancelled)."""
-    stock = StockFactory(on_hand=5)
-    customer = UserFactory()
+    stock = StockFactory.create(on_hand=5)
+    customer = UserFactory.create()
     response = client_for(customer).post(
         "/api/orders", order_body(stock.store_id, (stock.product_id, 1)), format="json"
     )
@@ -115,9 +115,10 @@ async def test_refusals_close_with_contract_codes(who: str, code: int) -> None:
     order_id, owner_token, _ = await sync_to_async(_setup)()
     tokens = {
         "nobody": "",
-        "stranger": await sync_to_async(lambda: issue_pair(PUBLIC, UserFactory())["access"])(),
+        "stranger": await sync_to_async(
+            lambda: issue_pair(PUBLIC, UserFactory.create())["access"])(),
         "courier": await sync_to_async(
-            lambda: issue_pair(PUBLIC, UserFactory(role="courier"))["access"])(),
+            lambda: issue_pair(PUBLIC, UserFactory.create(role="courier"))["access"])(),
         "missing": owner_token,
     }
     target = "00000000-0000-4000-8000-000000000000" if who == "missing" else order_id

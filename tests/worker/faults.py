@@ -23,7 +23,7 @@ def worker_env(**extra: str) -> dict[str, str]:
         "EVENT_STREAM": settings.EVENT_STREAM,
         "DEAD_LETTER_STREAM": settings.DEAD_LETTER_STREAM,
         "EVENT_CONSUMER_GROUP": settings.EVENT_CONSUMER_GROUP,
-        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+        "CACHE_KEY_PREFIX": str(settings.CACHES["default"]["KEY_PREFIX"]),
         "PYTHONUNBUFFERED": "1",
         **extra,
     }

@@ -25,7 +25,7 @@ def main(customer_id: str, store_id: str, product_id: str) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from lokaly_core.domain.orders import Address
+    from lokaly_core.domain.model.orders import Address
     from lokaly_core.domain.services import ItemRequest, PlaceOrder, place_order
     from lokaly_core.orders.uow import DjangoUnitOfWork
 

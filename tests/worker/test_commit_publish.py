@@ -12,8 +12,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from lokaly_core.domain import orders as d
 from lokaly_core.domain.errors import NotFound
+from lokaly_core.domain.model import orders as d
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, order_cancel, place_order
 from lokaly_core.events import OrderCancelled
 from lokaly_core.orders.models import Order

@@ -19,14 +19,14 @@ from django.utils import timezone
 
 from lokaly_core.delivery.models import CourierState, DispatchTask
 from lokaly_core.delivery.models import Delivery as DeliveryRow
-from lokaly_core.domain import orders as o
 from lokaly_core.domain.delivery import (
-    ACTIVE_DELIVERY,
     delivery_complete,
     delivery_decline,
     delivery_pickup,
     dispatch_order,
 )
+from lokaly_core.domain.model import orders as o
+from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY
 from lokaly_core.domain.picking import order_advance_to
 from lokaly_core.domain.services import (
     ItemRequest,
@@ -166,7 +166,9 @@ def test_due_orders_are_dispatched_by_the_periodic_retry(customer, stocked, sett
         worker.tick()
 
     # then the retry assigned the order
-    assert _active(order_id).courier_id == courier.id
+    active = _active(order_id)
+    assert active is not None
+    assert active.courier_id == courier.id
     assert not DispatchTask.objects.exists()
 
 
@@ -181,7 +183,7 @@ def test_a_failing_periodic_task_is_logged_and_the_loop_goes_on(redis_client, ca
         ticks.append(time.monotonic())
         raise RuntimeError("database is gone")
 
-    @reg.handles(PickingStarted.TYPE)
+    @reg.handles(PickingStarted)
     def record(envelope: Any, event: Any) -> None:
         handled.append(envelope.event_id)
 
@@ -341,7 +343,7 @@ def test_racing_dispatchers_never_give_two_orders_one_courier(
                     order_id=order_id,
                     policy=dispatch_policy(),
                 )
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
             connection.close()
@@ -396,5 +398,6 @@ def test_racing_dispatchers_never_give_two_orders_one_courier(
             .values_list("assigned_at", "delivered_at")
         )
         for (_, done), (next_start, _) in zip(spans, spans[1:], strict=False):
+            assert done is not None
             assert done <= next_start
     assert {s.current_delivery_id for s in CourierState.objects.filter(pk__in=couriers)} == {None}

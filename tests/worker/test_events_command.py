@@ -179,7 +179,7 @@ def test_a_replayed_dead_letter_is_processed_by_the_worker(redis_client: Any) ->
     seen: list[uuid.UUID] = []
     reg = Registry()
 
-    @reg.handles(PickingStarted.TYPE)
+    @reg.handles(PickingStarted)
     def flaky(envelope: Envelope, event: Any) -> None:
         if not fixed["now"]:
             raise RuntimeError("downstream is down")

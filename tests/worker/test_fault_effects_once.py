@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -33,10 +33,10 @@ def _registry(*, on_created: Any) -> Registry:
     transactional), and a transactional ``count_effect`` that is not idempotent by itself:
     a second run would add a second row."""
     reg = Registry()
-    reg.handles(OrderCreated.TYPE, transactional=False)(on_created)
-    reg.handles(OrderCreated.TYPE)(handlers.reserve_stock)
-    reg.handles(OrderCreated.TYPE)(count_effect)
-    reg.handles(OrderStatusChanged.TYPE)(handlers.write_notifications)
+    reg.handles(OrderCreated, transactional=False)(on_created)
+    reg.handles(OrderCreated)(handlers.reserve_stock)
+    reg.handles(OrderCreated)(count_effect)
+    reg.handles(OrderStatusChanged)(handlers.write_notifications)
     return reg
 
 
@@ -59,8 +59,8 @@ def _xadd_again(envelope: Envelope) -> None:
 def _all_acked() -> bool:
     """Every entry of the stream was delivered to the group and acked."""
     client = get_redis()
-    [group] = client.xinfo_groups(settings.EVENT_STREAM)
-    last = client.xinfo_stream(settings.EVENT_STREAM)["last-generated-id"]
+    [group] = cast("list[dict[str, Any]]", client.xinfo_groups(settings.EVENT_STREAM))
+    last = cast("dict[str, Any]", client.xinfo_stream(settings.EVENT_STREAM))["last-generated-id"]
     return group["pending"] == 0 and group["last-delivered-id"] == last
 
 

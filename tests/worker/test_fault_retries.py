@@ -3,11 +3,14 @@ counts), then dead letters: with a handler that raises and one that kills its pr
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -39,6 +42,10 @@ def _publish(redis_client, event) -> tuple[str, Envelope]:
         {"event_id": str(envelope.event_id), "type": envelope.type, "envelope": envelope.to_json()},
     )
     return entry_id.decode(), envelope
+
+
+def _exited_or_dead_lettered(proc: subprocess.Popen[bytes], redis_client: Any) -> bool:
+    return proc.poll() is not None or bool(_dead_letters(redis_client))
 
 
 def _dead_letters(redis_client) -> list[dict[str, str]]:
@@ -77,7 +84,7 @@ def test_retry_policy_per_event_type_bounds_attempts_and_backoff(redis_client, s
     attempts: dict[str, list[float]] = {PickingStarted.TYPE: [], PickingCompleted.TYPE: []}
     reg = Registry()
 
-    @reg.handles(PickingStarted.TYPE, PickingCompleted.TYPE)
+    @reg.handles(PickingStarted, PickingCompleted)
     def explode(envelope, event) -> None:
         attempts[envelope.type].append(time.monotonic())
         raise ValueError("the printer is on fire")
@@ -113,11 +120,11 @@ def test_poison_event_does_not_delay_the_events_behind_it(redis_client, settings
     done: list[float] = []
     reg = Registry()
 
-    @reg.handles(PickingStarted.TYPE)
+    @reg.handles(PickingStarted)
     def poison(envelope, event) -> None:
         raise RuntimeError("poison")
 
-    @reg.handles(PickingCompleted.TYPE)
+    @reg.handles(PickingCompleted)
     def record(envelope, event) -> None:
         done.append(time.monotonic())
 
@@ -159,9 +166,7 @@ def test_handler_that_kills_its_process_is_dead_lettered_after_its_attempts(
         assert time.monotonic() < deadline, {n: p.read_text()[-3000:] for n, p in logs.items()}
         proc = start_worker_process("crash", "crasher", env, logs)
         try:
-            wait_until(
-                lambda p=proc: p.poll() is not None or _dead_letters(redis_client), timeout=30
-            )
+            wait_until(functools.partial(_exited_or_dead_lettered, proc, redis_client), timeout=30)
         finally:
             if proc.poll() is None:
                 stop(proc)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -61,7 +62,7 @@ def _read_and_die(redis_client, consumer: str) -> None:
 def _recording_registry(done: list[float]) -> Registry:
     reg = Registry()
 
-    @reg.handles(PickingCompleted.TYPE)
+    @reg.handles(PickingCompleted)
     def record(envelope, event) -> None:
         done.append(time.monotonic())
 
@@ -146,6 +147,11 @@ ORDERS = 200
 CUSTOMERS = 5
 
 
+def _pending_count(stream: str) -> int:
+    summary = cast("dict[str, Any]", get_redis().xpending(stream, settings.EVENT_CONSUMER_GROUP))
+    return int(summary["pending"])
+
+
 @pytest.fixture
 def kill_stack(django_db_setup: None) -> Iterator[dict]:
     """A public server and two workers on the test database, claiming after 2 s."""
@@ -155,7 +161,12 @@ def kill_stack(django_db_setup: None) -> Iterator[dict]:
     port = free_port()
     logs: dict[str, Path] = {}
     processes: dict[str, subprocess.Popen[bytes]] = {}
-    stack = {"http": f"http://127.0.0.1:{port}", "env": env, "logs": logs, "procs": processes}
+    stack: dict[str, Any] = {
+        "http": f"http://127.0.0.1:{port}",
+        "env": env,
+        "logs": logs,
+        "procs": processes,
+    }
     processes["public"] = spawn(
         "kill-public",
         ["manage_public.py", "serve", "--no-migrate", "--port", str(port), "--workers", "2"],
@@ -188,7 +199,10 @@ def _kill_while_holding_entries(stack: dict, name: str) -> int:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         os.kill(proc.pid, signal.SIGSTOP)
-        held = get_redis().xpending_range(stream, group, "-", "+", 1000, consumername=name)
+        held = cast(
+            "list[dict[str, Any]]",
+            get_redis().xpending_range(stream, group, "-", "+", 1000, consumername=name),
+        )
         if held:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
@@ -200,10 +214,10 @@ def _kill_while_holding_entries(stack: dict, name: str) -> int:
 
 def test_burst_of_orders_survives_a_worker_killed_mid_burst(kill_stack) -> None:
     # given 5 customers and two products, one that runs out (60 units for ~400 asked)
-    store = StoreFactory()
-    scarce = StockFactory(store=store, product=ProductFactory(), on_hand=60)
-    plenty = StockFactory(store=store, product=ProductFactory(), on_hand=1000)
-    customers = [UserFactory() for _ in range(CUSTOMERS)]
+    store = StoreFactory.create()
+    scarce = StockFactory.create(store=store, product=ProductFactory.create(), on_hand=60)
+    plenty = StockFactory.create(store=store, product=ProductFactory.create(), on_hand=1000)
+    customers = [UserFactory.create() for _ in range(CUSTOMERS)]
     http = kill_stack["http"]
     login = f"{http}/api/auth/token"
     tokens = [
@@ -253,7 +267,7 @@ def test_burst_of_orders_survives_a_worker_killed_mid_burst(kill_stack) -> None:
     # and the entries the killed worker held were finished by the others
     stream = kill_stack["env"]["EVENT_STREAM"]
     wait_until(
-        lambda: get_redis().xpending(stream, settings.EVENT_CONSUMER_GROUP)["pending"] == 0,
+        lambda: _pending_count(stream) == 0,
         timeout=20,
     )
     assert get_redis().xlen(kill_stack["env"]["DEAD_LETTER_STREAM"]) == 0

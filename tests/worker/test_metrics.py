@@ -13,11 +13,13 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
+from redis.typing import EncodableT, FieldT
 
 from lokaly_core.orders.models import Order
 from lokaly_core.outbox.models import OutboxEvent
@@ -50,10 +52,11 @@ def _value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def _failing_order_created() -> dict[str, str]:
+def _failing_order_created() -> dict[FieldT, EncodableT]:
     """An ``order.created`` entry for an order that is not in the database: its handler
     raises on every attempt."""
     row = OutboxEvent.objects.filter(type="order.created").first()
+    assert row is not None
     order_id, event_id = str(uuid.uuid4()), str(uuid.uuid4())
     envelope = {
         "event_id": event_id,
@@ -77,7 +80,7 @@ def test_metrics_count_events_failures_retries_and_report_the_backlog(
     redis = get_redis()
     # an entry read by a consumer that never acks it: pending, not claimed (claim idle 60 s)
     redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    ghost_id = redis.xadd(stream, {"type": "ghost.entry", "envelope": "{}"}).decode()
+    ghost_id = cast(bytes, redis.xadd(stream, {"type": "ghost.entry", "envelope": "{}"})).decode()
     redis.xreadgroup(GROUP, "ghost", {stream: ">"}, count=1)
     # an outbox row nobody publishes (the sweep only takes rows older than 10 minutes)
     stale = OutboxEvent.objects.create(
@@ -213,8 +216,8 @@ def test_stats_and_gauges_show_orders_waiting_for_a_courier_and_notifications_gi
     from tests.conftest import client_for
     from tests.factories import StockFactory, UserFactory
 
-    stock = StockFactory(on_hand=10)
-    customer = UserFactory()
+    stock = StockFactory.create(on_hand=10)
+    customer = UserFactory.create()
     now = timezone.now()
     for age in (30, 5):
         order_id = (

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from lokaly_core.delivery.models import Delivery as DeliveryRow
-from lokaly_core.domain import orders as o
+from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, place_order
 from lokaly_core.events.contracts import format_timestamp
 from lokaly_core.notifications.models import Notification
@@ -187,7 +187,7 @@ def webhook() -> Iterator[Webhook]:
     hook = Webhook()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:  # http.server's naming
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if hook.hold is not None:
                 hook.hold.wait(30)
@@ -198,7 +198,7 @@ def webhook() -> Iterator[Webhook]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

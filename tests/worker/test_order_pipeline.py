@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from lokaly_core.domain import orders as d
-from lokaly_core.domain.orders import OrderStatus
+from lokaly_core.domain.model import orders as d
+from lokaly_core.domain.model.orders import OrderStatus
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, order_reserve_stock, place_order
 from lokaly_core.events import Envelope, OrderCancelled
 from lokaly_core.inventory.models import Stock
@@ -180,7 +180,7 @@ def test_fifty_orders_racing_for_ten_units_confirm_exactly_ten(customer, stocked
         try:
             barrier.wait()
             order_reserve_stock(uow=DjangoUnitOfWork(), clock=timezone.now, order_id=order_id)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
             connection.close()

@@ -20,7 +20,7 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
-from lokaly_core.domain import orders as d
+from lokaly_core.domain.model import orders as d
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, place_order
 from lokaly_core.events import Envelope, OrderCancelled, PickingCompleted
 from lokaly_core.inventory.models import Stock
@@ -78,7 +78,7 @@ class WorkerThread:
                     continue
                 self.idle.clear()
                 self.worker.tick()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             self.errors.append(exc)
         finally:
             connection.close()
@@ -244,7 +244,7 @@ def test_dead_letters_survive_redis_losing_the_streams(redis_client) -> None:
     # given a worker whose stream, group and dead-letter stream vanished
     reg = Registry()
 
-    @reg.handles(PickingCompleted.TYPE)
+    @reg.handles(PickingCompleted)
     def always_fails(envelope, event) -> None:
         raise RuntimeError("poison")
 

@@ -39,7 +39,7 @@ def test_failing_event_is_retried_with_backoff_then_dead_lettered(redis_client) 
     attempts: list[float] = []
     reg = Registry()
 
-    @reg.handles(PickingStarted.TYPE)
+    @reg.handles(PickingStarted)
     def explode(envelope, event) -> None:
         attempts.append(time.monotonic())
         raise ValueError("the printer is on fire")
@@ -72,11 +72,11 @@ def test_poison_event_does_not_block_the_events_behind_it(redis_client) -> None:
     done: list[str] = []
     reg = Registry()
 
-    @reg.handles(PickingStarted.TYPE)
+    @reg.handles(PickingStarted)
     def explode(envelope, event) -> None:
         raise RuntimeError("poison")
 
-    @reg.handles(PickingCompleted.TYPE)
+    @reg.handles(PickingCompleted)
     def record(envelope, event) -> None:
         done.append(str(event.order_id))
 
@@ -94,7 +94,7 @@ def test_a_handler_that_recovers_is_processed_once(redis_client) -> None:
     calls: list[int] = []
     reg = Registry()
 
-    @reg.handles(PickingStarted.TYPE)
+    @reg.handles(PickingStarted)
     def flaky(envelope, event) -> None:
         calls.append(1)
         if len(calls) < 2:
@@ -129,7 +129,7 @@ def test_worker_recreates_a_vanished_stream_and_group(redis_client) -> None:
     done: list[str] = []
     reg = Registry()
 
-    @reg.handles(PickingCompleted.TYPE)
+    @reg.handles(PickingCompleted)
     def record(envelope, event) -> None:
         done.append(str(event.order_id))
 
@@ -188,7 +188,7 @@ def test_a_handler_narrowed_with_when_skips_other_events_without_a_marker(redis_
     seen: list[uuid.UUID] = []
     reg = Registry()
 
-    @reg.handles(PickingStarted.TYPE, when=lambda event: event.store_id == store)
+    @reg.handles(PickingStarted, when=lambda event: event.store_id == store)
     def record(envelope, event) -> None:
         seen.append(event.order_id)
 

@@ -35,6 +35,7 @@ def test_seed_demo_twice_gives_couriers_online_near_the_stores() -> None:
     for state in states:
         assert state.is_online is True
         assert state.current_delivery_id is None
+        assert state.lat is not None and state.lng is not None
         nearest = min(distance_km(state.lat, state.lng, s.lat, s.lng) for s in stores)
         assert nearest < 3.0
     assert Stock.objects.filter(store__in=stores, on_hand=100).count() == 16

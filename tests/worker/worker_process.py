@@ -40,7 +40,7 @@ def build_registry(mode: str) -> Registry:
     reg = Registry()
     record_key = os.environ["FAULT_RECORD_KEY"]
 
-    @reg.handles(PickingStarted.TYPE)
+    @reg.handles(PickingStarted)
     def misbehave(envelope: Envelope, event: EventPayload) -> None:
         get_redis().rpush(record_key, repr(time.time()))
         if mode == "crash":

@@ -137,6 +137,13 @@ class Order:
     def total_cents(self) -> int:
         return self.subtotal_cents + self.delivery_fee_cents
 
+    def stock_lines(self) -> list[tuple[UUID, int]]:
+        """The lines as (product_id, quantity), in product id order: the order in which
+        stock rows are locked, so that two orders never wait on each other's rows."""
+        return sorted(
+            ((line.product_id, line.quantity) for line in self.lines), key=lambda p: str(p[0])
+        )
+
     def move_to(
         self, target: OrderStatus, *, actor: Actor, at: datetime, reason: str | None = None
     ) -> StatusChange:

@@ -107,5 +107,5 @@ class Command(BaseCommand):
         self.stdout.write("Accounts (email / password / role):")
         for email, _name, role in ACCOUNTS:
             self.stdout.write(f"  {email} / {options['password']} / {role}")
-        state = "off shift" if options["offline"] else "online"
-        self.stdout.write(f"Couriers: {len(COURIER_LOCATIONS)}, {state}, located near the stores.")
+        shift = "off shift" if options["offline"] else "online"
+        self.stdout.write(f"Couriers: {len(COURIER_LOCATIONS)}, {shift}, located near the stores.")

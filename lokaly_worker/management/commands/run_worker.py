@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-import lokaly_worker.handlers  # noqa: F401  (registers the handlers)
+import lokaly_worker.handlers  # registers the handlers
 import lokaly_worker.maintenance  # noqa: F401  (reconcile, trimming, retention)
 from lokaly_core.broadcast import get_broadcaster
 from lokaly_worker import metrics
