@@ -4,6 +4,8 @@ with a sentence that says what to do, at the start of a test session and by
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -48,7 +50,8 @@ def test_the_servers_of_this_run_are_supported() -> None:
         assert servers.check_connections(cursor=cursor, redis_client=get_redis()) == []
         cursor.execute("SHOW server_version_num")
         assert servers.postgres_version(cursor.fetchone()[0]) >= servers.MIN_POSTGRES
-    assert servers.redis_version(get_redis().info("server")) >= servers.MIN_REDIS
+    info = cast("dict[str, Any]", get_redis().info("server"))
+    assert servers.redis_version(info) >= servers.MIN_REDIS
 
 
 @pytest.mark.django_db

@@ -9,7 +9,7 @@ os.environ.setdefault("CACHE_KEY_PREFIX", "lokaly-test")
 os.environ.setdefault("EVENT_STREAM", "lokaly-test:events")
 os.environ.setdefault("DEAD_LETTER_STREAM", "lokaly-test:events:dead")
 
-from lokaly_admin.settings.base import *  # noqa: E402, F403
+from lokaly_admin.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PUBLIC_JWT_SECRET = os.environ["PUBLIC_JWT_SECRET"]  # only to mint public tokens in tests

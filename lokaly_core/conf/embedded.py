@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import psycopg
@@ -60,7 +60,7 @@ def redis_url() -> str:
     """Start (or find) the embedded Redis on 127.0.0.1:EMBEDDED_REDIS_PORT, append-only on."""
     url = f"redis://127.0.0.1:{REDIS_PORT}/0"
     if _redis_answers(url):
-        info = redis.Redis.from_url(url).info("server")
+        info = cast("dict[str, Any]", redis.Redis.from_url(url).info("server"))
         if redis_version(info) >= MIN_REDIS:
             return url
         pidfile = DATA_DIR / "redis" / "redis.pid"
@@ -140,7 +140,7 @@ def stop() -> None:
     if _redis_answers(f"redis://127.0.0.1:{REDIS_PORT}/0"):
         redis.Redis(port=REDIS_PORT).shutdown(nosave=False)
     if (_pg_dir() / "postmaster.pid").exists():
-        from pgserver._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+        from pgserver._commands import POSTGRES_BIN_PATH
 
         pg_ctl = shutil.which("pg_ctl", path=str(POSTGRES_BIN_PATH))
         user = ["runuser", "-u", "pgserver", "--"] if os.geteuid() == 0 else []

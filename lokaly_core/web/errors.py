@@ -134,7 +134,8 @@ def translate(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]] | No
     elif isinstance(exc, drf.NotAcceptable):
         body = error_body("not_acceptable", _first_message(exc.detail))
     elif isinstance(exc, drf.Throttled):
-        headers["Retry-After"] = str(int(exc.wait or 1))
+        # Set by Throttled.__init__, and missing from drf-stubs.
+        headers["Retry-After"] = str(int(exc.wait or 1))  # type: ignore[attr-defined]
         body = error_body("rate_limited", "Too many requests; retry later.")
     else:
         body = error_body(str(exc.default_code), _first_message(exc.detail))

@@ -19,7 +19,8 @@ class CursorPagination(pagination.CursorPagination):
     def decode_cursor(self, request: Any) -> pagination.Cursor | None:
         cursor = super().decode_cursor(request)
         # A forged position with a NUL byte would reach PostgreSQL and fail there (a 500).
-        if cursor is not None and cursor.position is not None and "\x00" in cursor.position:
+        # (drf-stubs types the position int; decode_cursor gives the cursor's string.)
+        if cursor is not None and cursor.position is not None and "\x00" in cursor.position:  # type: ignore[operator]
             raise NotFound(self.invalid_cursor_message)
         return cursor
 

@@ -1,11 +1,13 @@
 """URLs every Lokaly server has: health, readiness, the OpenAPI schema and its docs page."""
 
+from typing import Any
+
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from lokaly_core.web import health
 
-_open = {"permission_classes": [], "authentication_classes": []}
+_open: dict[str, Any] = {"permission_classes": [], "authentication_classes": []}
 
 service_urlpatterns = [
     path("health", health.health),

@@ -10,7 +10,7 @@ os.environ.setdefault("CACHE_KEY_PREFIX", "lokaly-test")
 os.environ.setdefault("EVENT_STREAM", "lokaly-test:events")
 os.environ.setdefault("DEAD_LETTER_STREAM", "lokaly-test:events:dead")
 
-from lokaly_public.settings.base import *  # noqa: E402, F403
+from lokaly_public.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ADMIN_JWT_SECRET = os.environ["ADMIN_JWT_SECRET"]  # only to mint admin tokens in tests
