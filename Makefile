@@ -70,6 +70,7 @@ test: $(STAMP) ## Run the test suite (ARGS="..." goes to pytest)
 	status=0; \
 	$(VENV)/bin/pytest $(ARGS) || status=$$?; \
 	echo "make test: the admin server's tests (tests/admin, admin settings)"; \
+	$(VENV_PY) -m tests.admin.browser || echo "make test: no Chromium; the browser tests will say why"; \
 	$(VENV)/bin/pytest --ds=lokaly_admin.settings.test tests/admin $(ARGS) || { \
 		code=$$?; if [ $$code -ne 5 ] || [ -z "$(ARGS)" ]; then status=$$code; fi; }; \
 	exit $$status

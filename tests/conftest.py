@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,7 +22,8 @@ from lokaly_core.accounts.tokens import PUBLIC, issue_pair
 from lokaly_core.conf import servers
 from lokaly_core.events import Envelope
 from lokaly_core.outbox import relay
-from lokaly_core.redis_client import StreamEntry, get_redis
+from lokaly_core.redis_client import get_redis
+from tests import live
 from tests.factories import ProductFactory, StockFactory, StoreFactory, UserFactory
 
 # tests/admin runs with the admin server's settings (a second pytest run, see Makefile);
@@ -76,10 +78,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         pytest.exit("\n".join(problems), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-def _server_connection(database: Mapping[str, Any]) -> psycopg.Connection[Any]:
+def _server_connection(database: dict[str, Any], **extra: Any) -> psycopg.Connection[Any]:
     """A connection to the server of ``database``: its database if it exists yet, else the
     ``postgres`` one (pytest-django creates the test database from there too)."""
     params = {
+        **extra,
         "user": database.get("USER") or None,
         "password": database.get("PASSWORD") or None,
         "host": database.get("HOST") or None,
@@ -119,6 +122,13 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
     """pytest-django's test database, and before it is dropped, the end of the sessions
     other threads left open on it (the outbox publisher, Channels' database threads)."""
     yield
+    left = live.stop_all_spawned()
+    if left:
+        warnings.warn(
+            f"live processes {left} were still running at the end of the session (stopped"
+            " now): a fixture did not stop what it spawned",
+            stacklevel=1,
+        )
     relay.stop_publisher()
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
@@ -127,31 +137,71 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
         )
 
 
-def _flush_retrying_deadlocks(original: Callable[..., None]) -> Callable[..., None]:
-    """The flush between transactional tests TRUNCATEs every table at once; a live
-    server or worker process of an e2e test (still running: its fixture is module-scoped)
-    may hold a row lock in a maintenance transaction and wait on a table the TRUNCATE
-    already locked. PostgreSQL then aborts one of the two; when it is the flush, retry."""
+# How long the flush between transactional tests waits for a table lock before it reports
+# who holds it and ends those sessions (a leaked transaction must not wedge the run).
+FLUSH_LOCK_TIMEOUT = "15s"
+
+
+def _flush_guarded(original: Callable[..., None]) -> Callable[..., None]:
+    """The flush between transactional tests TRUNCATEs every table at once.
+
+    - A live server or worker process of an e2e test (still running: its fixture is
+      module-scoped) may hold a row lock in a maintenance transaction and wait on a table
+      the TRUNCATE already locked. PostgreSQL then aborts one of the two; when it is the
+      flush, retry.
+    - A session left idle in a transaction (a test's, a thread's, a process's) would make
+      every later flush wait forever. With a lock timeout the flush fails instead, naming
+      the sessions in a transaction (``application_name``: ``lokaly-live-<name>`` for the
+      processes of tests/live.py), and ends them so the tests after this one run.
+    """
 
     def execute_sql_flush(self: Any, sql_list: Any) -> None:
-        for attempt in range(5):
-            try:
-                return original(self, sql_list)
-            except OperationalError as exc:
-                if "deadlock" not in str(exc) or attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
-        return None
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = '{FLUSH_LOCK_TIMEOUT}'")
+        try:
+            for attempt in range(5):
+                try:
+                    return original(self, sql_list)
+                except OperationalError as exc:
+                    if "lock timeout" in str(exc):
+                        raise OperationalError(_end_blocking_sessions(self.connection)) from exc
+                    if "deadlock" not in str(exc) or attempt == 4:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+            return None
+        finally:
+            with self.connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
 
     return execute_sql_flush
 
 
+def _end_blocking_sessions(db: Any) -> str:
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, state, now() - xact_start, left(query, 200),"
+            " pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND xact_start IS NOT NULL"
+        )
+        sessions = cursor.fetchall()
+    listed = "; ".join(
+        f"pid {pid} ({name or 'no application_name'}, {state} for {age}): {query!r}"
+        for pid, name, state, age, query, _ in sessions
+    )
+    return (
+        f"The flush after this test waited {FLUSH_LOCK_TIMEOUT} for a table lock. Sessions in"
+        f" a transaction on the test database, now ended: {listed or 'none left'}. Something"
+        " this test (or a live process of its module) started left its transaction open."
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _flush_survives_deadlocks() -> Iterator[None]:
+def _flush_never_waits_forever() -> Iterator[None]:
     from django.db.backends.base.operations import BaseDatabaseOperations
 
     original = BaseDatabaseOperations.execute_sql_flush
-    BaseDatabaseOperations.execute_sql_flush = _flush_retrying_deadlocks(original)  # type: ignore[method-assign]
+    BaseDatabaseOperations.execute_sql_flush = _flush_guarded(original)  # type: ignore[method-assign]
     yield
     BaseDatabaseOperations.execute_sql_flush = original  # type: ignore[method-assign]
 
@@ -179,7 +229,7 @@ def stream_envelopes(client: Any | None = None) -> list[Envelope]:
     client = client or get_redis()
     return [
         Envelope.from_json(fields[b"envelope"])
-        for _id, fields in cast("list[StreamEntry]", client.xrange(settings.EVENT_STREAM, "-", "+"))
+        for _id, fields in client.xrange(settings.EVENT_STREAM, "-", "+")
     ]
 
 
@@ -196,12 +246,12 @@ def client_for(user: User) -> APIClient:
 
 @pytest.fixture
 def customer(db: None) -> User:
-    return UserFactory.create(role=Role.CUSTOMER)
+    return UserFactory(role=Role.CUSTOMER)
 
 
 @pytest.fixture
 def courier(db: None) -> User:
-    return UserFactory.create(role=Role.COURIER)
+    return UserFactory(role=Role.COURIER)
 
 
 @pytest.fixture
@@ -216,7 +266,7 @@ def courier_client(courier: User) -> APIClient:
 
 @pytest.fixture
 def store(db: None) -> Any:
-    return StoreFactory.create()
+    return StoreFactory()
 
 
 @pytest.fixture
@@ -224,10 +274,8 @@ def stocked(store: Any) -> Callable[..., Any]:
     """``stocked(on_hand=10, price_cents=129)`` -> a Stock row of a new product in ``store``."""
 
     def make(on_hand: int = 10, price_cents: int = 129, **product: Any) -> Any:
-        return StockFactory.create(
-            store=store,
-            product=ProductFactory.create(price_cents=price_cents, **product),
-            on_hand=on_hand,
+        return StockFactory(
+            store=store, product=ProductFactory(price_cents=price_cents, **product), on_hand=on_hand
         )
 
     return make

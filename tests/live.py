@@ -69,21 +69,39 @@ def delete_namespace_keys(namespace: str) -> None:
         client.delete(*keys)
 
 
+# Every process spawn() started, so that the end of the test session can make sure none
+# outlives it (tests/conftest.py): a leftover worker would go on writing to the next run's
+# test database, which has the same name.
+SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
 def spawn(
     name: str, args: list[str], env: dict[str, str], logs: dict[str, Path]
 ) -> subprocess.Popen[bytes]:
     """Start ``python <args>`` in the repo, in its own process group, its output in a
-    temporary log file recorded in ``logs[name]``."""
+    temporary log file recorded in ``logs[name]``. Its database sessions carry the
+    application name ``lokaly-live-<name>`` (pg_stat_activity says whose a session is)."""
     log = Path(tempfile.gettempdir()) / f"lokaly-live-{name}-{os.getpid()}.log"
     logs[name] = log
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
-        env=env,
+        env={**env, "PGAPPNAME": f"lokaly-live-{name}"},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    SPAWNED.append(proc)
+    return proc
+
+
+def stop_all_spawned() -> list[int]:
+    """Stop what is left of every spawned process group; the pids that were still running."""
+    left = [proc.pid for proc in SPAWNED if proc.poll() is None]
+    for proc in SPAWNED:
+        stop(proc)
+    SPAWNED.clear()
+    return left
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

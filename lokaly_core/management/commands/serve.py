@@ -6,6 +6,10 @@ measurements in docs/performance.md. The process is replaced by the server (exec
 signals reach it directly: SIGTERM drains and stops it (uvicorn: no new connections,
 requests in flight finish within 10 s, WebSockets are closed with 1001, see
 ``lokaly_public.ws_protocol``; gunicorn: its graceful timeout of 10 s).
+
+``manage_public.py serve --server daphne`` runs the public server under daphne instead,
+Channels' reference server: one process (no ``--workers``), slower for DRF here
+(docs/performance.md), for comparing or for a platform that prefers it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from lokaly_core.conf.env import env
 
@@ -31,15 +35,43 @@ class Command(BaseCommand):
             "--host", default=None, help="Bind address (default: HOST or 127.0.0.1)."
         )
         parser.add_argument("--no-migrate", action="store_true", help="Skip migrations on start.")
+        parser.add_argument(
+            "--server",
+            choices=["uvicorn", "daphne"],
+            default="uvicorn",
+            help="ASGI server of the public API (default uvicorn; daphne runs one process).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         server = settings.SERVER
+        daphne = options["server"] == "daphne"
+        if daphne and server["kind"] != "asgi":
+            raise CommandError("--server daphne serves the public (ASGI) server only.")
+        if daphne and (options["workers"] or 1) > 1:
+            raise CommandError(
+                "daphne runs one process: drop --workers, or run several behind a proxy."
+            )
         if not options["no_migrate"]:
             call_command("migrate_locked", verbosity=0)
         host = options["host"] or env("HOST", "127.0.0.1")
         port = str(options["port"] or server["port"])
-        workers = str(options["workers"] or server["workers"])
-        if server["kind"] == "asgi":
+        workers = "1" if daphne else str(options["workers"] or server["workers"])
+        if daphne:
+            argv = [
+                sys.executable,
+                "-m",
+                "daphne",
+                "--bind",
+                host,
+                "--port",
+                port,
+                "--application-close-timeout",
+                "10",
+                "-v",
+                "0",
+                server["app"],
+            ]
+        elif server["kind"] == "asgi":
             argv = [
                 sys.executable,
                 "-m",
@@ -80,6 +112,9 @@ class Command(BaseCommand):
                 "--log-level",
                 "warning",
             ]
-        self.stdout.write(f"serving {server['app']} on http://{host}:{port} ({workers} workers)")
+        under = f" under {options['server']}" if server["kind"] == "asgi" else ""
+        self.stdout.write(
+            f"serving {server['app']} on http://{host}:{port}{under} ({workers} workers)"
+        )
         sys.stdout.flush()
         os.execv(sys.executable, argv)  # noqa: S606 - replaces this process by the server
