@@ -1,6 +1,6 @@
-"""End to end, promise 5 with real processes: Redis loses its data in the middle of a burst
-of orders; the worker recreates its stream and group, and ``events reconcile`` brings the
-orders whose events were lost to their final state.
+"""End to end, docs/reliability.md promise 5, with real processes: Redis loses its data
+in the middle of a burst of orders; the worker recreates its stream and group, and
+``events reconcile`` brings the orders whose events were lost to their final state.
 
 The public server and a worker run as processes on a Redis database of their own (13),
 which the test empties with FLUSHDB: other tests' data on a shared Redis is never touched.

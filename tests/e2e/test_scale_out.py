@@ -1,4 +1,5 @@
-"""Scale out (issue 5, promise 8): two public server processes and two workers together.
+"""Scale out (docs/reliability.md, promise 8): two public server processes and two
+workers together.
 
 Events are shared across the workers with no double effects, and a socket on one public
 process gets the updates of an order placed through the other.

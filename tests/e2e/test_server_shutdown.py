@@ -1,5 +1,6 @@
-"""Graceful shutdown of the public server (issue 5, promise 6, the server half): a SIGTERM
-lets the request in flight finish, closes the order sockets with 1001 and exits 0."""
+"""Graceful shutdown of the public server (docs/reliability.md, promise 6, the server
+half): a SIGTERM lets the request in flight finish, closes the order sockets with 1001
+and exits 0."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The worker's Prometheus metrics (issue 5, promise 9), scraped from a real worker process.
+"""The worker's Prometheus metrics (docs/reliability.md, promise 9), scraped from a real
+worker process.
 
 The worker runs on a stream of its own with a metrics port; this test publishes to that
 stream (orders placed through the API in-process, a poison entry, an event whose order
