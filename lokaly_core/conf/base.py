@@ -38,7 +38,11 @@ DATABASES = {
         DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
     )
 }
-DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", "test_lokaly")}
+# test_<database>, as Django names it: two runs on one server with two DATABASE_URL
+# database names never share (or drop) each other's test database.
+DATABASES["default"]["TEST"] = {
+    "NAME": env("TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}")
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
