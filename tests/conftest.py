@@ -29,6 +29,9 @@ from tests.factories import ProductFactory, StockFactory, StoreFactory, UserFact
 # tests/admin runs with the admin server's settings (a second pytest run, see Makefile);
 # every other folder with the public server's.
 ADMIN_SETTINGS = "lokaly_admin.settings.test"
+# This process's database sessions say whose they are in pg_stat_activity (the processes a
+# test starts say lokaly-live-<name>, tests/live.py).
+os.environ.setdefault("PGAPPNAME", "lokaly-pytest")
 TESTS = Path(__file__).resolve().parent
 ADMIN_RUN = os.environ.get("DJANGO_SETTINGS_MODULE") == ADMIN_SETTINGS
 if ADMIN_RUN:

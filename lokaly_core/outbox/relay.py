@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from lokaly_core.events import Envelope
@@ -84,6 +84,13 @@ class _Publisher:
                     stopping = True
                     break
                 batch.extend(more)
+            # As Django does around each request, and the worker's threads around each turn:
+            # drop this thread's connection if it is obsolete, broken, or not in autocommit
+            # any more. The last happens when connecting failed half-way (after the socket
+            # was open, before autocommit was set: the test suite's database blocker raises
+            # there between tests); reused, every UPDATE would then open a transaction that
+            # is never committed, holding its locks.
+            close_old_connections()
             publish_now(batch)
         connection.close()
 
