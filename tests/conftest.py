@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -22,7 +22,7 @@ from lokaly_core.accounts.tokens import PUBLIC, issue_pair
 from lokaly_core.conf import servers
 from lokaly_core.events import Envelope
 from lokaly_core.outbox import relay
-from lokaly_core.redis_client import get_redis
+from lokaly_core.redis_client import StreamEntry, get_redis
 from tests import live
 from tests.factories import ProductFactory, StockFactory, StoreFactory, UserFactory
 
@@ -81,7 +81,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         pytest.exit("\n".join(problems), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-def _server_connection(database: dict[str, Any], **extra: Any) -> psycopg.Connection[Any]:
+def _server_connection(database: Mapping[str, Any], **extra: Any) -> psycopg.Connection[Any]:
     """A connection to the server of ``database``: its database if it exists yet, else the
     ``postgres`` one (pytest-django creates the test database from there too)."""
     params = {
@@ -232,7 +232,7 @@ def stream_envelopes(client: Any | None = None) -> list[Envelope]:
     client = client or get_redis()
     return [
         Envelope.from_json(fields[b"envelope"])
-        for _id, fields in client.xrange(settings.EVENT_STREAM, "-", "+")
+        for _id, fields in cast("list[StreamEntry]", client.xrange(settings.EVENT_STREAM, "-", "+"))
     ]
 
 
@@ -249,12 +249,12 @@ def client_for(user: User) -> APIClient:
 
 @pytest.fixture
 def customer(db: None) -> User:
-    return UserFactory(role=Role.CUSTOMER)
+    return UserFactory.create(role=Role.CUSTOMER)
 
 
 @pytest.fixture
 def courier(db: None) -> User:
-    return UserFactory(role=Role.COURIER)
+    return UserFactory.create(role=Role.COURIER)
 
 
 @pytest.fixture
@@ -269,7 +269,7 @@ def courier_client(courier: User) -> APIClient:
 
 @pytest.fixture
 def store(db: None) -> Any:
-    return StoreFactory()
+    return StoreFactory.create()
 
 
 @pytest.fixture
@@ -277,8 +277,10 @@ def stocked(store: Any) -> Callable[..., Any]:
     """``stocked(on_hand=10, price_cents=129)`` -> a Stock row of a new product in ``store``."""
 
     def make(on_hand: int = 10, price_cents: int = 129, **product: Any) -> Any:
-        return StockFactory(
-            store=store, product=ProductFactory(price_cents=price_cents, **product), on_hand=on_hand
+        return StockFactory.create(
+            store=store,
+            product=ProductFactory.create(price_cents=price_cents, **product),
+            on_hand=on_hand,
         )
 
     return make

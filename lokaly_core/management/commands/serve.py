@@ -43,7 +43,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        server = settings.SERVER
+        # Any: the public and the admin settings each define SERVER (strings and ints).
+        server: dict[str, Any] = settings.SERVER
         daphne = options["server"] == "daphne"
         if daphne and server["kind"] != "asgi":
             raise CommandError("--server daphne serves the public (ASGI) server only.")
