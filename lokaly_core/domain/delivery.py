@@ -1,6 +1,6 @@
 """Delivery: couriers' shifts, dispatch (who takes which order), pickup, drop-off, decline.
 
-The rules (contract, "Order status machine"; issue 4):
+The rules (docs/contract.md, "Order status machine"; docs/api.md, dispatch):
 - a ``confirmed`` order is assigned to an online, active courier with no active delivery,
   the nearest to the store (great-circle distance from the courier's last location), ties
   to whoever has waited longest; couriers who declined this order come last, couriers
