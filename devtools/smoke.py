@@ -206,9 +206,20 @@ def find_courier(
     raise SmokeFailure("no demo courier was assigned the order in time (are any online?)")
 
 
+def check_unknown_routes(*base_urls: str) -> None:
+    """An unknown route answers 404 in the error envelope on both servers, under make dev's
+    DEBUG=1 as in production (the apps are built against make dev)."""
+    for base_url in base_urls:
+        body = Api(base_url).call("GET", "/api/no-such-route", expect=404)
+        if not (isinstance(body, dict) and body.get("error", {}).get("code") == "not_found"):
+            raise SmokeFailure(f"{base_url}/api/no-such-route: not the error envelope: {body}")
+    say("unknown routes answer 404 in the error envelope on both servers")
+
+
 def run(args: argparse.Namespace) -> None:
     started = time.monotonic()
     deadline = started + args.timeout
+    check_unknown_routes(args.base_url, args.admin_url)
     customer = Api(args.base_url)
     login(customer, "/api/auth/token", args.email, args.password)
     order = place_order(customer)
