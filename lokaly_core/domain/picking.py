@@ -92,6 +92,7 @@ def order_advance_to(
     with uow:
         order = uow.orders.get_for_update(order_id)
         if order is None or order.status not in _ROAD[: _ROAD.index(target)]:
+            uow.commit()  # nothing changed: a no-op commit, never a doomed caller
             return order
         now = clock()
         while order.status is not target:

@@ -1,8 +1,13 @@
 """Ports: what the domain services need from storage, the event bus and the clock.
 
 The Django side implements them in ``lokaly_core.orders.uow``; the domain tests use
-in-memory fakes. A unit of work is a context manager: leaving it without ``commit()``
-rolls everything back, events included (they live in the same transaction, an outbox).
+in-memory fakes. A unit of work is a context manager: leaving it by an exception rolls
+everything back, events included (they live in the same transaction, an outbox).
+
+Every service path that returns calls ``commit()``, also when it changed nothing (a no-op
+commit): a unit of work may be joined to a transaction its caller owns (the worker's
+handler transaction, which also holds the event's dedup markers and sibling handlers'
+effects), and a unit left without ``commit()`` cannot roll back only its own part of it.
 """
 
 from __future__ import annotations

@@ -150,6 +150,7 @@ def order_reserve_stock(*, uow: UnitOfWork, clock: Clock, order_id: uuid.UUID) -
     with uow:
         order = uow.orders.get_for_update(order_id)
         if order is None or order.status is not o.OrderStatus.PENDING:
+            uow.commit()  # nothing changed: a no-op commit, never a doomed caller
             return order
         now = clock()
         lines = order.stock_lines()

@@ -31,16 +31,26 @@ __all__ = [
     "OrmPicking",
     "OrmStock",
     "OutboxRecorder",
+    "UncommittedUnitOfWork",
 ]
+
+
+class UncommittedUnitOfWork(RuntimeError):
+    """A joined unit of work was misused (see ``DjangoUnitOfWork``)."""
 
 
 class DjangoUnitOfWork:
     """One database transaction (a savepoint when nested); events publish after the
     outermost commit.
 
-    ``savepoint=False`` joins a caller's transaction without a savepoint, for callers
-    that roll back as a whole when the service raises (the worker's handler
-    transaction, which also holds the event's dedup marker): two round trips fewer.
+    ``savepoint=False`` joins a transaction the caller owns, without a savepoint, for
+    callers that roll back as a whole when the service raises (the worker's handler
+    transaction, which also holds the event's dedup markers and the effects of the
+    event's other handlers): two round trips fewer. Such a unit cannot roll back only its
+    own part, so leaving it without ``commit()`` and without an exception is a
+    programming error and raises ``UncommittedUnitOfWork`` (a service that finds nothing
+    to do commits nothing); it never marks the caller's transaction for rollback
+    silently.
     """
 
     def __init__(self, *, savepoint: bool = True) -> None:
@@ -56,6 +66,11 @@ class DjangoUnitOfWork:
         self.published: list[Envelope] = []
 
     def __enter__(self) -> Self:
+        if not self.savepoint and not transaction.get_connection().in_atomic_block:
+            raise UncommittedUnitOfWork(
+                "a unit of work with savepoint=False joins its caller's transaction; "
+                "none is open"
+            )
         self._atomic = transaction.atomic(savepoint=self.savepoint)
         self._atomic.__enter__()
         self._committed = False
@@ -75,5 +90,12 @@ class DjangoUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None and not self._committed:
-            transaction.set_rollback(True)
+            if not self.savepoint:
+                self.events.pending.clear()
+                self._atomic.__exit__(None, None, None)
+                raise UncommittedUnitOfWork(
+                    "a unit of work joined to its caller's transaction was left without "
+                    "commit(); its changes cannot be rolled back alone"
+                )
+            transaction.set_rollback(True)  # rolls back this unit's savepoint only
         self._atomic.__exit__(exc_type, exc, tb)
