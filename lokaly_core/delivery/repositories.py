@@ -13,6 +13,7 @@ from lokaly_core.catalog.models import Store
 from lokaly_core.delivery.models import CourierState, DispatchTask
 from lokaly_core.delivery.models import Delivery as DeliveryRow
 from lokaly_core.domain.model import delivery as d
+from lokaly_core.sql import SqlParams
 
 _STATE = CourierState._meta.db_table
 _DELIVERY = DeliveryRow._meta.db_table
@@ -157,10 +158,35 @@ class OrmDispatchQueue:
         DispatchTask.objects.filter(pk=order_id).delete()
 
 
+def free_courier_exists() -> bool:
+    """Whether any courier could take an order now (online, active, no delivery): one
+    read of the partial index of free couriers, so a queue of waiting orders costs nothing
+    while nobody is free."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {_STATE} s JOIN {_USER} u ON u.id = s.courier_id "  # noqa: S608
+            "WHERE s.is_online AND s.current_delivery_id IS NULL AND u.is_active "
+            "AND u.role = %s)",
+            [Role.COURIER.value],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def waiting_orders_query(*, limit: int, due_only: bool) -> tuple[str, SqlParams]:
+    """The SQL of :func:`waiting_orders` (bench/dispatch_queue.py EXPLAINs it)."""
+    # The backoff was computed with this process's clock (DispatchPolicy): compare with it.
+    due = "WHERE next_attempt_at <= %s " if due_only else ""
+    params: SqlParams = [timezone.now()] if due_only else []
+    return (
+        f"SELECT order_id FROM {_TASK} {due}ORDER BY created_at LIMIT %s",  # noqa: S608
+        [*params, limit],
+    )
+
+
 def waiting_orders(*, limit: int, due_only: bool) -> list[UUID]:
     """Orders in the dispatch queue, the longest waiting first (``due_only``: whose backoff
     has passed)."""
-    qs = DispatchTask.objects.all()
-    if due_only:
-        qs = qs.filter(next_attempt_at__lte=timezone.now())
-    return list(qs.order_by("created_at").values_list("order_id", flat=True)[:limit])
+    sql, params = waiting_orders_query(limit=limit, due_only=due_only)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
