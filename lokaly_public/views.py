@@ -17,14 +17,16 @@ from rest_framework.views import APIView
 from lokaly_core.accounts.models import Role, User
 from lokaly_core.accounts.tokens import PUBLIC, issue_pair, rotate_refresh
 from lokaly_core.catalog.selectors import active_stores, store_products
-from lokaly_core.domain.model.orders import Actor
-from lokaly_core.domain.services import order_cancel, place_order
+from lokaly_core.domain.model.orders import Actor, Order
+from lokaly_core.domain.services import PlaceOrder, order_cancel, place_order
 from lokaly_core.orders import idempotency, selectors
+from lokaly_core.orders.intake import IdempotencyClaim, IntakeUnitOfWork, KeyTaken
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.web.errors import ApiError
 from lokaly_core.web.pagination import PAGINATION_PARAMETERS, CursorPagination, paginated
 from lokaly_public import serializers as s
 from lokaly_public.permissions import IsCustomer, IsCustomerOrCourier, caller
+from lokaly_public.validation import place_order_command
 
 
 def _user_dict(user: User) -> dict[str, Any]:
@@ -166,32 +168,41 @@ class OrderListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         key = _idempotency_key(request)
-        serializer = s.PlaceOrderSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        command = serializer.to_command(customer_id=caller(request).id)
-
-        def create() -> tuple[int, dict[str, Any]]:
-            order = place_order(
-                uow=DjangoUnitOfWork(),
-                clock=timezone.now,
-                command=command,
-                delivery_fee_cents=_delivery_fee(),
-            )
-            return 201, selectors.created_order_to_dict(order)
-
+        customer_id = caller(request).id
+        command = place_order_command(request.data, customer_id=customer_id)
         if key is None:
-            code, body = create()
-            return Response(body, status=code)
-        code, body, replayed = idempotency.run_once(
-            customer_id=caller(request).id,
-            key=key,
-            fingerprint=idempotency.request_fingerprint(request.data),
-            action=create,
-        )
+            order = _place(command, IntakeUnitOfWork())
+            return Response(selectors.created_order_to_dict(order), status=201)
+        fingerprint = idempotency.request_fingerprint(request.data)
+        stored = idempotency.stored_response(customer_id=customer_id, key=key)
+        if stored is None:
+            uow = IntakeUnitOfWork(
+                claim=IdempotencyClaim(
+                    customer_id=customer_id, key=key, fingerprint=fingerprint, respond=_created
+                )
+            )
+            try:
+                _place(command, uow)
+            except KeyTaken:  # a concurrent retry was stored first: replay it
+                stored = idempotency.stored_response(customer_id=customer_id, key=key)
+            else:
+                assert uow.response is not None  # set by the claim's commit
+                return Response(uow.response[1], status=uow.response[0])
+        assert stored is not None  # KeyTaken: the other request's key row is committed
+        code, body = idempotency.replay(stored, key=key, fingerprint=fingerprint)
         response = Response(body, status=code)
-        if replayed:
-            response["Idempotent-Replayed"] = "true"
+        response["Idempotent-Replayed"] = "true"
         return response
+
+
+def _place(command: PlaceOrder, uow: IntakeUnitOfWork) -> Order:
+    return place_order(
+        uow=uow, clock=timezone.now, command=command, delivery_fee_cents=_delivery_fee()
+    )
+
+
+def _created(order: Order) -> tuple[int, dict[str, Any]]:
+    return 201, selectors.created_order_to_dict(order)
 
 
 def _delivery_fee() -> int:

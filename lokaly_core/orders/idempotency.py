@@ -1,25 +1,32 @@
 """``Idempotency-Key`` for order creation: the first response is stored and replayed.
 
-The key row is inserted in the same transaction as the order. A concurrent request with
-the same key waits on that insert (the unique index) and then replays the stored
-response; if the first transaction rolled back, the retry runs the action itself.
+The key row, with the response, is written in the same statement as the order
+(``lokaly_core.orders.intake``). A request whose key is stored replays that response, or
+is refused when its body differs; a concurrent request with the same key waits on the
+unique index for the first one's statement, writes nothing (``KeyTaken``) and replays.
+A request that was refused stored nothing, so a retry runs again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from lokaly_core.domain.errors import DomainError, ErrorCode
 from lokaly_core.orders.models import IdempotencyKey
+
+_STORED_SQL = (
+    "SELECT request_hash, response_status, response_body "  # noqa: S608 - the table is ours
+    f"FROM {IdempotencyKey._meta.db_table} WHERE customer_id = %s AND key = %s"
+)
 
 
 class IdempotencyConflict(DomainError):
@@ -32,31 +39,31 @@ def request_fingerprint(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def run_once(
-    *,
-    customer_id: UUID,
-    key: str,
-    fingerprint: str,
-    action: Callable[[], tuple[int, dict[str, Any]]],
-) -> tuple[int, dict[str, Any], bool]:
-    """(status, body, replayed): run ``action`` once per (customer, key)."""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {IdempotencyKey._meta.db_table} "  # noqa: S608 - table name is ours
-                "(customer_id, key, request_hash, created_at) VALUES (%s, %s, %s, now()) "
-                "ON CONFLICT (customer_id, key) DO NOTHING RETURNING id",
-                [customer_id, key, fingerprint],
-            )
-            row = cursor.fetchone()
-        if row is None:
-            stored = IdempotencyKey.objects.get(customer_id=customer_id, key=key)
-            if stored.request_hash != fingerprint:
-                raise IdempotencyConflict(details={"idempotency_key": key})
-            return stored.response_status or 200, stored.response_body or {}, True
-        status, body = action()
-        IdempotencyKey.objects.filter(pk=row[0]).update(response_status=status, response_body=body)
-    return status, body, False
+@dataclass(frozen=True, slots=True)
+class Stored:
+    fingerprint: str
+    status: int
+    body: dict[str, Any]
+
+
+def stored_response(*, customer_id: UUID, key: str) -> Stored | None:
+    """The response stored under (customer, key), if any (one indexed read)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STORED_SQL, [customer_id, key])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    fingerprint, status, body = row
+    if isinstance(body, str):  # Django's connection loads jsonb as text (JSONField decodes)
+        body = json.loads(body)
+    return Stored(fingerprint=fingerprint, status=status or 200, body=body or {})
+
+
+def replay(stored: Stored, *, key: str, fingerprint: str) -> tuple[int, dict[str, Any]]:
+    """The stored (status, body); raises ``IdempotencyConflict`` for another body."""
+    if stored.fingerprint != fingerprint:
+        raise IdempotencyConflict(details={"idempotency_key": key})
+    return stored.status, stored.body
 
 
 def prune_expired(*, batch: int = 1000) -> int:

@@ -57,6 +57,50 @@ def _historyinsert_rows(order: d.Order) -> tuple[str, SqlParams]:
     return insert_rows(OrderStatusChange, _HISTORY_COLUMNS, rows)
 
 
+def order_inserts(order: d.Order) -> list[tuple[str, SqlParams]]:
+    """The INSERTs of a new order: its row, its lines, its history (``pending_changes``)."""
+    order_insert = insert_rows(
+        Order,
+        _ORDER_COLUMNS,
+        [
+            (
+                order.id,
+                order.number,
+                order.customer_id,
+                order.store_id,
+                order.status,
+                order.status_version,
+                order.subtotal_cents,
+                order.delivery_fee_cents,
+                order.total_cents,
+                order.currency,
+                Jsonb(order.delivery_address.as_dict()),
+                order.note,
+                order.cancel_reason,
+                order.stock_state,
+                order.created_at,
+                order.updated_at,
+            )
+        ],
+    )
+    lines_insert = insert_rows(
+        OrderLine,
+        _LINE_COLUMNS,
+        [
+            (
+                order.id,
+                line.product_id,
+                line.name,
+                line.quantity,
+                line.unit_price_cents,
+                line.line_total_cents,
+            )
+            for line in order.lines
+        ],
+    )
+    return [order_insert, lines_insert, _historyinsert_rows(order)]
+
+
 class OrmOrders:
     """Orders on PostgreSQL in one statement per operation.
 
@@ -72,50 +116,11 @@ class OrmOrders:
         return f"LK-{value:06d}"
 
     def add(self, order: d.Order) -> None:
-        order_sql, order_params = insert_rows(
-            Order,
-            _ORDER_COLUMNS,
-            [
-                (
-                    order.id,
-                    order.number,
-                    order.customer_id,
-                    order.store_id,
-                    order.status,
-                    order.status_version,
-                    order.subtotal_cents,
-                    order.delivery_fee_cents,
-                    order.total_cents,
-                    order.currency,
-                    Jsonb(order.delivery_address.as_dict()),
-                    order.note,
-                    order.cancel_reason,
-                    order.stock_state,
-                    order.created_at,
-                    order.updated_at,
-                )
-            ],
-        )
-        lines_sql, lines_params = insert_rows(
-            OrderLine,
-            _LINE_COLUMNS,
-            [
-                (
-                    order.id,
-                    line.product_id,
-                    line.name,
-                    line.quantity,
-                    line.unit_price_cents,
-                    line.line_total_cents,
-                )
-                for line in order.lines
-            ],
-        )
-        history_sql, history_params = _historyinsert_rows(order)
+        statements = order_inserts(order)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH o AS ({order_sql}), l AS ({lines_sql}) {history_sql}",
-                [*order_params, *lines_params, *history_params],
+                "WITH o AS ({}), l AS ({}) {}".format(*(sql for sql, _ in statements)),
+                [param for _, params in statements for param in params],
             )
 
     def get_for_update(self, order_id: UUID) -> d.Order | None:
