@@ -1,7 +1,8 @@
 """Worker benchmark: events/s with one and two worker processes, and intake to ``confirmed``
 latency while one of two workers is SIGKILLed and replaced.
 
-Usage: ``.venv/bin/python bench/worker.py [--orders 1500] [--duration 20]``.
+Usage: ``.venv/bin/python bench/worker.py [--orders 1500] [--duration 20] [--workers 1 2]
+[--no-kill] [--in-process] [--profile FILE]``.
 
 1. **Throughput**: the public server runs alone while ``--orders`` orders are placed over
    HTTP (16 at a time), so their ``order.created`` events wait on the stream; then 1 (and,
@@ -17,6 +18,13 @@ Usage: ``.venv/bin/python bench/worker.py [--orders 1500] [--duration 20]``.
    default name, host-pid, is the same again), so it first drains what it had read.
    A baseline run without the kill is measured first on the same stack.
 
+Each throughput run also reports the worker processes' CPU seconds (user + system, psutil)
+spent from the first entry read to the drain, per 1,000 orders: on a machine shared with
+other loads that is steadier than events/s. ``--in-process`` adds a drain by one
+``StreamWorker`` inside this process (real handlers, same stream layout) that also counts
+SQL statements and Redis round trips (a pipeline is one) per order; ``--profile FILE``
+writes its cProfile.
+
 Same machine, settings and caveats as bench/run.py (DEBUG off, fresh secrets, a stream of
 its own per stack, the load generator on the same cores). Results: printed, and JSON in
 bench/results/.
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import signal
 import sys
@@ -34,6 +43,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+import psutil  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -97,7 +107,24 @@ def group_info(stream: str) -> dict[str, Any] | None:
     return None
 
 
-def time_drain(stream: str, store_id: str, timeout: float = 600) -> dict[str, Any]:
+def cpu_seconds(procs: list[Any]) -> float:
+    """User + system CPU of the processes and their children (the worker is a child of
+    the process the stack spawned when it runs in a process group)."""
+    total = 0.0
+    for proc in procs:
+        try:
+            root = psutil.Process(proc.pid)
+            for p in [root, *root.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def time_drain(
+    stream: str, store_id: str, timeout: float = 600, workers: list[Any] | None = None
+) -> dict[str, Any]:
     from django.db import close_old_connections
 
     from lokaly_core.orders.models import Order
@@ -111,6 +138,7 @@ def time_drain(stream: str, store_id: str, timeout: float = 600) -> dict[str, An
         read = int(info.get("entries-read") or 0) if info else 0
         if first_read is None and read > 0:
             first_read = now
+            cpu_at_start = cpu_seconds(workers or [])
         done = (
             info is not None
             and read > 0
@@ -130,6 +158,8 @@ def time_drain(stream: str, store_id: str, timeout: float = 600) -> dict[str, An
                 "events": read,
                 "seconds": round(seconds, 2),
                 "events_per_s": round(read / seconds, 1),
+                # includes the polling at the end (idle workers: a blocking read a second)
+                "worker_cpu_s": round(cpu_seconds(workers or []) - cpu_at_start, 2),
             }
         time.sleep(0.02)
     raise SystemExit("the workers did not drain the stream; see bench/results/*.log")
@@ -147,16 +177,127 @@ async def throughput(workers: int, args: argparse.Namespace, fixtures: tuple) ->
         stream = stream_of(stack)
         while get_redis().xlen(stream) < args.orders:  # the publishers have sent them all
             await asyncio.sleep(0.05)
-        for n in range(1, workers + 1):
-            spawn_worker(stack, f"bench-{n}")
-        row = await asyncio.to_thread(time_drain, stream, store_id)
-        row.update(workers=workers, orders=args.orders)
+        procs = [spawn_worker(stack, f"bench-{n}") for n in range(1, workers + 1)]
+        row = await asyncio.to_thread(time_drain, stream, store_id, workers=procs)
+        row.update(workers=workers, orders=args.orders, load=os.getloadavg()[0])
         row["orders_per_s"] = round(args.orders / row["seconds"], 1)
+        row["cpu_s_per_1000_orders"] = round(row["worker_cpu_s"] * 1000 / args.orders, 2)
         print(
             f"throughput, {workers} worker(s): {row['events']} events in {row['seconds']} s = "
-            f"{row['events_per_s']} events/s ({row['orders_per_s']} orders/s)",
+            f"{row['events_per_s']} events/s ({row['orders_per_s']} orders/s), worker CPU "
+            f"{row['cpu_s_per_1000_orders']} s per 1,000 orders, load {row['load']:.1f}",
             flush=True,
         )
+        return row
+    finally:
+        stack.stop()
+
+
+class RoundTrips:
+    """Counts this process's SQL statements (a Django execute wrapper) and Redis round
+    trips (commands, a pipeline counting once) while ``on``."""
+
+    def __init__(self) -> None:
+        self.sql = 0
+        self.redis = 0
+        self.on = False
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if self.on:
+            self.sql += 1
+        return execute(sql, params, many, context)
+
+    def patch_redis(self) -> None:
+        import redis
+
+        counter = self
+        plain, piped = redis.Redis.execute_command, redis.client.Pipeline.execute
+
+        def execute_command(client: Any, *a: Any, **kw: Any) -> Any:
+            if counter.on and not isinstance(client, redis.client.Pipeline):
+                counter.redis += 1
+            return plain(client, *a, **kw)
+
+        def execute(pipe: Any, *a: Any, **kw: Any) -> Any:
+            if counter.on:
+                counter.redis += 1
+            return piped(pipe, *a, **kw)
+
+        redis.Redis.execute_command = execute_command  # type: ignore[method-assign,assignment]
+        redis.client.Pipeline.execute = execute  # type: ignore[method-assign,assignment]
+
+
+async def in_process(args: argparse.Namespace, fixtures: tuple) -> dict[str, Any]:
+    """One StreamWorker in this process drains the backlog: CPU and round trips per order."""
+    from django.conf import settings
+    from django.db import connection
+
+    import lokaly_worker.handlers  # noqa: F401  (registers the real handlers)
+    from lokaly_core.outbox import relay
+    from lokaly_core.redis_client import get_redis
+    from lokaly_worker.consumer import StreamWorker, WorkerConfig
+    from lokaly_worker.registry import registry
+
+    store_id, products, tokens = fixtures
+    stack = Stack(free_port(), "wsgi", 2, 0)
+    try:
+        await stack.wait_ready()
+        await preload(f"http://127.0.0.1:{stack.port}", store_id, products, tokens, args.orders)
+        stream = stream_of(stack)
+        while get_redis().xlen(stream) < args.orders:
+            await asyncio.sleep(0.05)
+        # the events the handlers emit go to the stack's stream, as run_worker's would
+        settings.EVENT_STREAM = stream
+        settings.DEAD_LETTER_STREAM = f"lokaly-bench-{stack.port}:dead"
+        worker = StreamWorker(
+            WorkerConfig.from_settings("bench-in-process", stream=stream, group=GROUP), registry
+        )
+        counter = RoundTrips()
+        counter.patch_redis()
+        profile = cProfile.Profile() if args.profile else None
+        checked = [0.0]
+
+        def drained() -> bool:
+            if time.monotonic() - checked[0] < 0.25:
+                return False
+            checked[0] = time.monotonic()
+            counter.on = False
+            try:
+                info = group_info(stream)
+                return bool(info and info["lag"] == 0 and info["pending"] == 0)
+            finally:
+                counter.on = True
+
+        def drain() -> tuple[float, float]:
+            with connection.execute_wrapper(counter):
+                started, cpu = time.monotonic(), time.process_time()
+                counter.on = True
+                if profile:
+                    profile.enable()
+                worker.run(until=drained)
+                if profile:
+                    profile.disable()
+                counter.on = False
+                relay.stop_publisher()
+                return time.monotonic() - started, time.process_time() - cpu
+
+        seconds, cpu = await asyncio.to_thread(drain)
+        if profile:
+            profile.dump_stats(args.profile)
+        events = worker.stats.processed
+        row = {
+            "mode": "in-process",
+            "orders": args.orders,
+            "events": events,
+            "seconds": round(seconds, 2),
+            "events_per_s": round(events / seconds, 1),
+            "orders_per_s": round(args.orders / seconds, 1),
+            "cpu_s_per_1000_orders": round(cpu * 1000 / args.orders, 2),
+            "sql_per_order": round(counter.sql / args.orders, 2),
+            "redis_round_trips_per_order": round(counter.redis / args.orders, 2),
+            "load": os.getloadavg()[0],
+        }
+        print(f"in-process, 1 worker: {row}", flush=True)
         return row
     finally:
         stack.stop()
@@ -189,10 +330,13 @@ async def kill_and_replace(args: argparse.Namespace, fixtures: tuple) -> dict[st
 
 
 async def main_async(args: argparse.Namespace, fixtures: tuple) -> dict[str, Any]:
-    return {
-        "throughput": [await throughput(n, args, fixtures) for n in (1, 2)],
-        "kill_and_replace": await kill_and_replace(args, fixtures),
-    }
+    results: dict[str, Any] = {}
+    if args.in_process:
+        results["in_process"] = await in_process(args, fixtures)
+    results["throughput"] = [await throughput(n, args, fixtures) for n in args.workers]
+    if not args.no_kill:
+        results["kill_and_replace"] = await kill_and_replace(args, fixtures)
+    return results
 
 
 def main() -> None:
@@ -200,6 +344,16 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1500, help="Orders pre-loaded per run.")
     parser.add_argument("--duration", type=float, default=20.0, help="Seconds of the kill run.")
     parser.add_argument("--socket-concurrency", type=int, default=4)
+    parser.add_argument(
+        "--workers", type=int, nargs="*", default=[1, 2], help="Throughput runs (processes)."
+    )
+    parser.add_argument("--no-kill", action="store_true", help="Skip the kill-and-replace run.")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="Also drain with one worker in this process, counting SQL and Redis round trips.",
+    )
+    parser.add_argument("--profile", help="cProfile output file of the in-process drain.")
     args = parser.parse_args()
     setup_django()
     results = asyncio.run(main_async(args, make_fixtures(16)))

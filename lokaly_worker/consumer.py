@@ -1,11 +1,13 @@
-"""The stream consumer: read, run handlers, ack; retry with backoff; dead-letter at the end.
+"""The stream protocol: read, hand batches to the batch runner, ack; claim for retries;
+dead-letter at the end.
 
 One class owns delivery so handlers stay thin:
-- entries are read with XREADGROUP; an entry is acked only after its handlers' database
-  transactions committed, each together with its dedup marker (``ProcessedEvent``);
+- entries are read with XREADGROUP, a batch at a time (``WorkerConfig.batch``), and run
+  by ``lokaly_worker.batch`` in one transaction with their dedup markers; an entry is acked
+  only after that transaction committed;
 - a failed entry stays pending; it is claimed again (XPENDING, then XCLAIM) once it has
-  been idle for its backoff, computed from Redis' own delivery count, so a crash counts as
-  an attempt;
+  been idle for its backoff (``lokaly_worker.retry``), computed from Redis' own delivery
+  count, so a crash counts as an attempt;
 - an entry pending on a consumer that has gone quiet for ``EVENT_CLAIM_IDLE_MS`` (killed
   mid-handler) is claimed by another consumer with XAUTOCLAIM; a restarted consumer first
   takes back its own pending entries, with their backoff;
@@ -14,113 +16,47 @@ One class owns delivery so handlers stay thin:
   error and attempt count, and is acked, so it never blocks the ones behind; an entry that
   was delivered that often without ever finishing (its handler kills the process) goes
   there without running again.
+
+Its timers (the outbox sweep, pruning idempotency keys, the retry scan) are periodic tasks
+next to the registry's (``lokaly_worker.periodic``).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections
 from django.utils import timezone
 
-from lokaly_core.domain.backoff import backoff_ms
-from lokaly_core.events import Envelope, EventPayload, UnknownEventType
+from lokaly_core.events import Envelope, UnknownEventType
 from lokaly_core.orders import idempotency
 from lokaly_core.outbox import relay
 from lokaly_core.outbox import settle as outbox
-from lokaly_core.outbox.models import ProcessedEvent
 from lokaly_core.redis_client import StreamEntry, get_redis
 from lokaly_worker import metrics
-from lokaly_worker.registry import Handler, Registry
+from lokaly_worker.batch import BatchRunner, Item
+from lokaly_worker.config import WorkerConfig
+from lokaly_worker.periodic import Interval, PeriodicRunner, PeriodicTask
+from lokaly_worker.registry import Registry
+from lokaly_worker.retry import STOPPED_MID_HANDLER, FailureNotes, parse_failure
+
+__all__ = ["STOPPED_MID_HANDLER", "Stats", "StreamWorker", "WorkerConfig"]
 
 logger = logging.getLogger("lokaly.worker")
 
-FAILURES_KEY_SUFFIX = ":failures"
-STOPPED_MID_HANDLER = "the worker stopped while handling it (killed, crashed or too slow)"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int
-    base_ms: int
-    max_ms: int
-
-    def backoff_ms(self, attempt: int, entry_id: str) -> int:
-        return backoff_ms(attempt, entry_id, base_ms=self.base_ms, max_ms=self.max_ms)
-
-
-@dataclass
-class WorkerConfig:
-    stream: str
-    group: str
-    dead_letter_stream: str
-    consumer: str
-    max_attempts: int
-    retry_base_ms: int
-    retry_max_ms: int
-    claim_idle_ms: int
-    block_ms: int = 1000
-    batch: int = 64
-    maintenance_every_s: float = 0.5
-    prune_every_s: float = 60.0
-    # Per event type, keys of RetryPolicy; missing keys take the three values above.
-    retry_policies: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def policy(self, event_type: str | None) -> RetryPolicy:
-        values = {
-            "max_attempts": self.max_attempts,
-            "base_ms": self.retry_base_ms,
-            "max_ms": self.retry_max_ms,
-            **self.retry_policies.get(event_type or "", {}),
-        }
-        return RetryPolicy(**values)
-
-    def validate(self) -> None:
-        for event_type, overrides in self.retry_policies.items():
-            unknown = set(overrides) - {"max_attempts", "base_ms", "max_ms"}
-            if unknown or not all(isinstance(v, int) and v > 0 for v in overrides.values()):
-                raise ImproperlyConfigured(
-                    f"EVENT_RETRY_POLICIES[{event_type!r}] must map max_attempts, base_ms "
-                    f"and max_ms to positive integers, not {overrides!r}"
-                )
-
-    @classmethod
-    def from_settings(cls, consumer: str | None = None, **overrides: Any) -> WorkerConfig:
-        values: dict[str, Any] = {
-            "stream": settings.EVENT_STREAM,
-            "group": settings.EVENT_CONSUMER_GROUP,
-            "dead_letter_stream": settings.DEAD_LETTER_STREAM,
-            "consumer": consumer or f"{socket.gethostname()}-{os.getpid()}",
-            "max_attempts": settings.EVENT_MAX_ATTEMPTS,
-            "retry_base_ms": settings.EVENT_RETRY_BASE_MS,
-            "retry_max_ms": settings.EVENT_RETRY_MAX_MS,
-            "claim_idle_ms": settings.EVENT_CLAIM_IDLE_MS,
-            "retry_policies": dict(getattr(settings, "EVENT_RETRY_POLICIES", {})),
-        }
-        values.update(overrides)
-        config = cls(**values)
-        config.validate()
-        return config
-
-
-@dataclass
+@dataclasses.dataclass
 class Stats:
     processed: int = 0
     failed: int = 0
     dead_lettered: int = 0
     swept: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
+    by_type: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class StreamWorker:
@@ -132,9 +68,20 @@ class StreamWorker:
         self.redis = client or get_redis()
         self.stats = Stats()
         self.stopping = threading.Event()
-        self.failures_key = config.stream + FAILURES_KEY_SUFFIX
+        self.failures = FailureNotes(self.redis, config.stream)
+        self.batches = BatchRunner()
         self._next_maintenance = 0.0
-        self._next_prune = 0.0
+        self.periodic = PeriodicRunner(
+            [
+                PeriodicTask(self._sweep_outbox),
+                PeriodicTask(
+                    idempotency.prune_expired,
+                    Interval(lambda: config.prune_every_s, at_start=True),
+                ),
+                *registry.periodic_tasks(),
+                PeriodicTask(self._retry_scan),
+            ]
+        )
         self._acks: list[str] = []
         self._settled: list[str] = []  # event ids of the entries in _acks
         self._autoclaim_cursor = "0-0"
@@ -200,98 +147,97 @@ class StreamWorker:
                 raise
             self._recreate_group()
             return 0
-        count = 0
-        if response:
+        entries = [(_text(i), f, 1) for _stream, batch in response or [] for i, f in batch]
+        if entries:
             close_old_connections()
-        for _stream, entries in response or []:
-            for entry_id, fields in entries:
-                self.process(_text(entry_id), fields, attempt=1)
-                count += 1
+            self.process_batch(entries)
         self.flush_acks()
-        return count
+        return len(entries)
 
-    # -- one entry -------------------------------------------------------------------
+    # -- entries -------------------------------------------------------------------
 
     def process(self, entry_id: str, fields: dict[bytes, bytes], *, attempt: int) -> bool:
-        """Run every handler for the entry; ack on success (batched: see ``flush_acks``).
+        """Process one entry (a retry, a claim); True when it is done (processed or
+        dead-lettered)."""
+        return self.process_batch([(entry_id, fields, attempt)]) == 1
 
-        Returns True when the entry is done (processed or dead-lettered).
-        """
+    def process_batch(self, entries: list[tuple[str, dict[bytes, bytes], int]]) -> int:
+        """Run the entries' handlers as one batch; ack what succeeded (sent with
+        ``flush_acks``), note or dead-letter what failed. Returns how many are done."""
         started = time.monotonic()
+        done = 0
+        items: list[Item] = []
+        for entry_id, fields, attempt in entries:
+            item = self._prepare(entry_id, fields, attempt)
+            if item is None:
+                done += 1
+            else:
+                items.append(item)
+        self.batches.run(items)
+        for item in items:
+            done += self._settle(item, started)
+        return done
+
+    def _prepare(self, entry_id: str, fields: dict[bytes, bytes], attempt: int) -> Item | None:
+        """The entry parsed with the handlers that want it, or None when it is settled
+        here (unreadable, out of attempts, of a type nobody handles)."""
         try:
             envelope = Envelope.from_json(fields[b"envelope"])
         except (KeyError, ValueError, TypeError) as exc:
             self._dead_letter(
                 entry_id, fields, error=f"unreadable envelope: {exc!r}", attempts=attempt
             )
-            return True
-        log = {
-            "event_id": str(envelope.event_id),
-            "event_type": envelope.type,
-            "attempt": attempt,
-            "entry_id": entry_id,
-            "aggregate_id": str(envelope.aggregate_id),
-        }
-        policy = self.config.policy(envelope.type)
-        if attempt > policy.max_attempts:
+            return None
+        if attempt > self.config.policy(envelope.type).max_attempts:
             # Delivered max_attempts times and never finished: its handler takes the
             # process down (or outlives the claim idle time), so it is not run again.
-            error = self._last_error(entry_id) or STOPPED_MID_HANDLER
+            error = self.failures.last_error(entry_id) or STOPPED_MID_HANDLER
             self._dead_letter(entry_id, fields, error=error, attempts=attempt - 1)
-            return True
+            return None
         try:
             payload = envelope.parse()
-            self._run_handlers(self.registry.for_type(envelope.type), envelope, payload)
+            handlers = self.registry.for_type(envelope.type)
         except UnknownEventType:
             logger.warning(
-                "no handler knows this event type; acking it", extra={**log, "outcome": "ignored"}
+                "no handler knows this event type; acking it",
+                extra={**_log(entry_id, envelope, attempt), "outcome": "ignored"},
             )
+            self._ack(entry_id, envelope.event_id)
+            return None
         except Exception as exc:
-            self.stats.failed += 1
-            metrics.event_handled(envelope.type, time.monotonic() - started, ok=False)
-            error = f"{type(exc).__name__}: {exc}"
-            logger.warning(
-                "handler failed", extra={**log, "outcome": "failed", "error": error}, exc_info=True
-            )
-            if attempt >= policy.max_attempts:
-                self._dead_letter(entry_id, fields, error=error, attempts=attempt)
-                return True
-            self._record_failure(entry_id, envelope.type, error)
-            return False
-        self._ack(entry_id, envelope.event_id)
-        self.stats.processed += 1
-        self.stats.by_type[envelope.type] = self.stats.by_type.get(envelope.type, 0) + 1
-        metrics.event_handled(envelope.type, time.monotonic() - started, ok=True)
-        logger.info(
-            "event processed",
-            extra={**log, "outcome": "ok", "ms": round((time.monotonic() - started) * 1000, 2)},
-        )
-        return True
-
-    def _run_handlers(
-        self, handlers: list[Handler[Any]], envelope: Envelope, payload: EventPayload
-    ) -> None:
-        """The handlers that want the event: the non-transactional ones first (socket
-        broadcasts: nothing to wait for), then the transactional ones together in one
-        database transaction with their dedup markers (one statement), so the event's
-        effects commit at once or not at all, and a redelivery skips what was done."""
+            item = Item(entry_id, fields, envelope, None, attempt, [])
+            item.error, item.exc = f"{type(exc).__name__}: {exc}", exc
+            return item
         wanted = [h for h in handlers if h.wants(payload)]
-        for handler in wanted:
-            if not handler.transactional:
-                handler.fn(envelope, payload)
-        transactional = [h for h in wanted if h.transactional]
-        if not transactional:
-            return
-        with transaction.atomic():
-            fresh = _mark_processed(envelope, transactional)
-            for handler in transactional:
-                if handler.name not in fresh:
-                    logger.info(
-                        "duplicate delivery skipped",
-                        extra={"event_id": str(envelope.event_id), "handler": handler.name},
-                    )
-                    continue
-                handler.fn(envelope, payload)
+        return Item(entry_id, fields, envelope, payload, attempt, wanted)
+
+    def _settle(self, item: Item, started: float) -> int:
+        """Ack a processed item, or note its failure (dead-letter it after its last
+        attempt); 1 when it is done."""
+        envelope, seconds = item.envelope, time.monotonic() - started
+        log = _log(item.entry_id, envelope, item.attempt)
+        if item.error is None:
+            self._ack(item.entry_id, envelope.event_id)
+            self.stats.processed += 1
+            self.stats.by_type[envelope.type] = self.stats.by_type.get(envelope.type, 0) + 1
+            metrics.event_handled(envelope.type, seconds, ok=True)
+            logger.info(
+                "event processed", extra={**log, "outcome": "ok", "ms": round(seconds * 1000, 2)}
+            )
+            return 1
+        self.stats.failed += 1
+        metrics.event_handled(envelope.type, seconds, ok=False)
+        exc = item.exc
+        logger.warning(
+            "handler failed",
+            extra={**log, "outcome": "failed", "error": item.error},
+            exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+        )
+        if item.attempt >= self.config.policy(envelope.type).max_attempts:
+            self._dead_letter(item.entry_id, item.fields, error=item.error, attempts=item.attempt)
+            return 1
+        self.failures.record(item.entry_id, envelope.type, item.error)
+        return 0
 
     def _ack(self, entry_id: str, event_id: Any = None) -> None:
         """Queue the ack; it is sent with the others of the batch, after their commits."""
@@ -310,7 +256,7 @@ class StreamWorker:
             outbox.mark_settled(settled, column="processed_at")
         pipe = self.redis.pipeline(transaction=False)
         pipe.xack(self.config.stream, self.config.group, *ids)
-        pipe.hdel(self.failures_key, *ids)
+        pipe.hdel(self.failures.key, *ids)
         pipe.execute()
 
     def _dead_letter(
@@ -331,7 +277,7 @@ class StreamWorker:
             },
         )
         pipe.xack(self.config.stream, self.config.group, entry_id)
-        pipe.hdel(self.failures_key, entry_id)
+        pipe.hdel(self.failures.key, entry_id)
         event_id = _text(fields.get(b"event_id", b""))
         if event_id:
             outbox.mark_settled([event_id], column="dead_lettered_at")
@@ -358,33 +304,18 @@ class StreamWorker:
         if now < self._next_maintenance:
             return
         self._next_maintenance = now + self.config.maintenance_every_s
-        try:
-            self.stats.swept += relay.sweep()
-            if now >= self._next_prune:
-                self._next_prune = now + self.config.prune_every_s
-                idempotency.prune_expired()
-        except Exception:
-            logger.exception("outbox sweep or pruning failed; will try again")
-        self._run_periodic_tasks()
+        self.periodic.run_due()
+
+    def _sweep_outbox(self) -> None:
+        self.stats.swept += relay.sweep()
+
+    def _retry_scan(self) -> None:
         try:
             self.retry_due()
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._recreate_group()
-
-    def _run_periodic_tasks(self) -> None:
-        """The registry's ``@every_tick`` tasks (e.g. dispatching due orders); a failure is
-        logged and the task runs again at the next turn, never stopping the loop."""
-        for task in self.registry.periodic_tasks():
-            try:
-                task()
-            except Exception:
-                logger.exception(
-                    "periodic task failed; will try again",
-                    extra={"task": getattr(task, "__name__", repr(task))},
-                )
-                close_old_connections()
 
     def _drain_own_pending(self) -> None:
         """A restarted consumer first takes back what it had read before it stopped.
@@ -408,9 +339,9 @@ class StreamWorker:
             )
             event_type = _text(found[0][1].get(b"type", b"")) if found else ""
             delivered = int(info["times_delivered"])
-            if self._failure(entry_id) is None:
-                self._record_failure(entry_id, event_type, STOPPED_MID_HANDLER)
-            wait = self._retry_wait_ms(entry_id, event_type, delivered)
+            if self.failures.get(entry_id) is None:
+                self.failures.record(entry_id, event_type, STOPPED_MID_HANDLER)
+            wait = cfg.retry_wait_ms(entry_id, event_type, delivered)
             if delivered >= cfg.policy(event_type).max_attempts:
                 wait = 0
             idle = int(info["time_since_delivered"])
@@ -433,20 +364,20 @@ class StreamWorker:
         pending = cast(
             "list[dict[str, Any]]",
             self.redis.xpending_range(
-                cfg.stream, cfg.group, min="-", max="+", count=200, idle=self._shortest_wait_ms()
+                cfg.stream, cfg.group, min="-", max="+", count=200, idle=cfg.shortest_wait_ms()
             ),
         )
         if not pending:
             return 0
         ids = [_text(p["message_id"]) for p in pending]
-        failures = cast("list[bytes | None]", self.redis.hmget(self.failures_key, ids))
+        failures = self.failures.many(ids)
         retried = 0
         for info, entry_id, raw in zip(pending, ids, failures, strict=True):
             if raw is None:
                 continue  # in flight, or its consumer died: _claim_abandoned's business
             delivered = int(info["times_delivered"])
             idle = int(info["time_since_delivered"])
-            if idle >= self._retry_wait_ms(entry_id, _parse_failure(raw)["type"], delivered):
+            if idle >= cfg.retry_wait_ms(entry_id, parse_failure(raw)["type"], delivered):
                 retried += self._claim_and_process(entry_id, idle, attempt=delivered + 1)
         return retried
 
@@ -514,56 +445,15 @@ class StreamWorker:
             self.process(_text(claimed_id), fields, attempt=attempt)
         return done
 
-    def _retry_wait_ms(self, entry_id: str, event_type: str | None, delivered: int) -> int:
-        """The backoff after ``delivered`` attempts, capped at the claim idle time: an entry
-        idle that long is taken by XAUTOCLAIM anyway."""
-        backoff = self.config.policy(event_type).backoff_ms(delivered, entry_id)
-        return min(backoff, self.config.claim_idle_ms)
 
-    def _shortest_wait_ms(self) -> int:
-        bases = [self.config.retry_base_ms]
-        bases += [p["base_ms"] for p in self.config.retry_policies.values() if "base_ms" in p]
-        return min(min(bases) // 2, self.config.claim_idle_ms)
-
-    def _record_failure(self, entry_id: str, event_type: str, error: str) -> None:
-        record = json.dumps({"type": event_type, "error": error[:2000]})
-        self.redis.hset(self.failures_key, entry_id, record)
-
-    def _failure(self, entry_id: str) -> dict[str, Any] | None:
-        raw = cast("bytes | None", self.redis.hget(self.failures_key, entry_id))
-        return None if raw is None else _parse_failure(raw)
-
-    def _last_error(self, entry_id: str) -> str | None:
-        failure = self._failure(entry_id)
-        return None if failure is None else str(failure["error"])
-
-
-def _parse_failure(raw: bytes | str) -> dict[str, Any]:
-    """A failure record: ``{"type", "error"}`` (a bare error string before policies)."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = None
-    if isinstance(value, dict) and "error" in value:
-        return value
-    return {"type": None, "error": _text(raw)}
-
-
-def _mark_processed(envelope: Envelope, handlers: list[Handler[Any]]) -> set[str]:
-    """Insert the handlers' dedup markers; returns the names of those that had none (the
-    handlers still to run). A concurrent duplicate waits on the unique index until the
-    first transaction ends, then finds the markers there."""
-    rows = ", ".join(["(%s, %s, now())"] * len(handlers))
-    params: list[Any] = []
-    for handler in handlers:
-        params += [envelope.event_id, handler.name]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {ProcessedEvent._meta.db_table} (event_id, handler, processed_at) "  # noqa: S608
-            f"VALUES {rows} ON CONFLICT (event_id, handler) DO NOTHING RETURNING handler",
-            params,
-        )
-        return {name for (name,) in cursor.fetchall()}
+def _log(entry_id: str, envelope: Envelope, attempt: int) -> dict[str, Any]:
+    return {
+        "event_id": str(envelope.event_id),
+        "event_type": envelope.type,
+        "attempt": attempt,
+        "entry_id": entry_id,
+        "aggregate_id": str(envelope.aggregate_id),
+    }
 
 
 def _text(value: bytes | str) -> str:

@@ -1,6 +1,6 @@
 """The worker's slow periodic tasks: reconcile what Redis lost, trim, prune.
 
-Registered with ``@every_tick`` like the dispatch timer, and imported by ``run_worker``
+Registered with ``@every`` (``lokaly_worker.periodic``), and imported by ``run_worker``
 (not by ``lokaly_worker.handlers``: in-process tests drive workers without them and call
 the functions below directly). Each task runs at most once per its interval per worker
 process, the first time one interval after start-up; several workers doing the same is
@@ -10,36 +10,15 @@ harmless (``SKIP LOCKED`` rows, idempotent trims and deletes).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 
 from django.conf import settings
 
 from lokaly_core.outbox import reconcile, retention
-from lokaly_worker.registry import every_tick
+from lokaly_worker.registry import every
 
 logger = logging.getLogger("lokaly.worker.maintenance")
 
 RECONCILE_LIMIT = 2_000
-
-
-class Interval:
-    """True at most once per ``seconds()`` seconds, the first time one interval after
-    the first call (so a starting worker does its reads and sweep first)."""
-
-    def __init__(self, seconds: Callable[[], float]) -> None:
-        self.seconds = seconds
-        self.next_at: float | None = None
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if self.next_at is None:
-            self.next_at = now + self.seconds()
-            return False
-        if now < self.next_at:
-            return False
-        self.next_at = now + self.seconds()
-        return True
 
 
 def reconcile_lost_events() -> int:
@@ -70,17 +49,11 @@ def trim_and_prune() -> dict[str, int]:
     return counts
 
 
-_reconcile_interval = Interval(lambda: settings.EVENT_RECONCILE_EVERY_S)
-_retention_interval = Interval(lambda: settings.RETENTION_EVERY_S)
-
-
-@every_tick
+@every(lambda: settings.EVENT_RECONCILE_EVERY_S)
 def reconcile_when_due() -> None:
-    if _reconcile_interval.due():
-        reconcile_lost_events()
+    reconcile_lost_events()
 
 
-@every_tick
+@every(lambda: settings.RETENTION_EVERY_S)
 def trim_and_prune_when_due() -> None:
-    if _retention_interval.due():
-        trim_and_prune()
+    trim_and_prune()

@@ -7,13 +7,17 @@ Registered under the contract's type name (``OrderCreated.TYPE``), a handler onl
 gets the payload ``Envelope.parse`` makes for that name, an instance of that class. A
 handler of several events takes their common base (``EventPayload``).
 
-The transactional handlers of an event run in one database transaction together with
-their dedup markers, so its effects happen once even when the event is delivered twice.
-``when=`` narrows a handler to the events it acts on: for the others the worker opens no
-transaction and writes no marker.
+The worker reads entries in batches; the transactional handlers of a batch's events run
+in one database transaction together with their dedup markers, so their effects happen
+once even when an event is delivered twice (``lokaly_worker.batch``). ``batch=`` gives a
+handler a set-based form taking the batch's ``(envelope, event)`` pairs in stream order
+(one statement for all of them instead of one per event); without it the batch runs the
+handler event by event. Either form joins the worker's transaction and never commits or
+rolls it back itself. Non-transactional handlers (socket broadcasts) run after the
+commit. ``when=`` narrows a handler to the events it acts on: for the others the worker
+writes no marker.
 
-``@every_tick`` registers a periodic task the worker runs in its maintenance turn (about
-twice a second); a failing task is logged and run again at the next turn.
+``@every_tick`` and ``@every(seconds)`` register periodic tasks (``lokaly_worker.periodic``).
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from lokaly_core.events import EVENT_TYPES, Envelope, EventPayload
+from lokaly_worker.periodic import Interval, PeriodicTask, TaskFn
 
 E = TypeVar("E", bound=EventPayload)
-TaskFn = Callable[[], object]
+BatchFn = Callable[[list[tuple[Envelope, E]]], None]
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Handler(Generic[E]):
     fn: Callable[[Envelope, E], None]
     transactional: bool
     when: Callable[[E], bool] | None = None
+    batch: BatchFn[E] | None = None
 
     def wants(self, event: E) -> bool:
         return self.when is None or self.when(event)
@@ -45,14 +51,17 @@ class Registry:
         # Handler[Any]: the list under "order.created" holds handlers of OrderCreated; the
         # type name (Envelope.parse) keeps that pairing, which the dict's type cannot say.
         self._by_type: dict[str, list[Handler[Any]]] = defaultdict(list)
-        self._periodic: list[TaskFn] = []
+        self._periodic: list[PeriodicTask] = []
 
     def handles(
         self,
         *events: type[E],
         transactional: bool = True,
         when: Callable[[E], bool] | None = None,
+        batch: BatchFn[E] | None = None,
     ) -> Callable[[Callable[[Envelope, E], None]], Callable[[Envelope, E], None]]:
+        if batch is not None and not transactional:
+            raise TypeError("a set-based form (batch=) runs in the batch's transaction")
         for event in events:
             if EVENT_TYPES.get(event.TYPE) is not event:
                 raise TypeError(f"{event.__name__} is not an event contract (EVENT_TYPES)")
@@ -63,6 +72,7 @@ class Registry:
                 fn=fn,
                 transactional=transactional,
                 when=when,
+                batch=batch,
             )
             for event in events:
                 self._by_type[event.TYPE].append(handler)
@@ -74,13 +84,26 @@ class Registry:
         return list(self._by_type.get(event_type, ()))
 
     def every_tick(self, fn: TaskFn) -> TaskFn:
-        self._periodic.append(fn)
+        self._periodic.append(PeriodicTask(fn))
         return fn
 
-    def periodic_tasks(self) -> list[TaskFn]:
+    def every(
+        self, seconds: Callable[[], float], *, at_start: bool = False
+    ) -> Callable[[TaskFn], TaskFn]:
+        """At most once per ``seconds()`` (read each time: settings at call time), the
+        first time one interval after start-up unless ``at_start``."""
+
+        def register(fn: TaskFn) -> TaskFn:
+            self._periodic.append(PeriodicTask(fn, Interval(seconds, at_start=at_start)))
+            return fn
+
+        return register
+
+    def periodic_tasks(self) -> list[PeriodicTask]:
         return list(self._periodic)
 
 
 registry = Registry()
 handles = registry.handles
 every_tick = registry.every_tick
+every = registry.every

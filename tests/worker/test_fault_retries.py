@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from lokaly_core.domain.backoff import backoff_ms
 from lokaly_core.events import Envelope, PickingCompleted, PickingStarted
-from lokaly_worker.consumer import STOPPED_MID_HANDLER
 from lokaly_worker.registry import Registry
+from lokaly_worker.retry import STOPPED_MID_HANDLER
 from tests.conftest import wait_until
 from tests.live import stop
 from tests.worker.conftest import make_worker, run_until

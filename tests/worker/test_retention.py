@@ -17,6 +17,7 @@ from django.utils import timezone
 from lokaly_core.outbox import retention
 from lokaly_core.outbox.models import OutboxEvent, ProcessedEvent
 from lokaly_worker import maintenance
+from lokaly_worker.periodic import Interval
 from tests.live import ROOT
 
 GROUP = "trim-test"
@@ -172,7 +173,7 @@ def test_worker_maintenance_trims_and_prunes(redis_client, ten_entries, settings
 
 def test_interval_is_due_once_per_period_and_not_at_start() -> None:
     seconds = [0.0]
-    interval = maintenance.Interval(lambda: seconds[0])
+    interval = Interval(lambda: seconds[0])
     assert interval.due() is False  # the first call only starts the clock
     assert interval.due() is True
     seconds[0] = 3600
