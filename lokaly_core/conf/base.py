@@ -35,9 +35,17 @@ else:
 
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+        # Django's backend, checking a persistent connection's health without a round trip
+        # per request (see the module).
+        engine="lokaly_core.db.postgresql",
     )
 }
+# A persistent connection gets Django's SELECT 1 health check at most once per this many
+# seconds; in between, a local check (lokaly_core/db/postgresql/base.py).
+DB_HEALTH_CHECK_SECONDS = env_int("DB_HEALTH_CHECK_SECONDS", 5)
 # test_<database>, as Django names it: two runs on one server with two DATABASE_URL
 # database names never share (or drop) each other's test database.
 DATABASES["default"]["TEST"] = {

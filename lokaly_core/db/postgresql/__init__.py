@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend with cheaper connection health checks (``base.py``)."""
