@@ -13,18 +13,19 @@ from typing import Any
 from urllib.parse import parse_qs
 from uuid import UUID
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from rest_framework_simplejwt.exceptions import InvalidToken
+from typing_extensions import override
 
 from lokaly_core.accounts.models import Role
 from lokaly_core.accounts.tokens import PUBLIC, validate_access
 from lokaly_core.delivery.location import last_location
-from lokaly_core.delivery.selectors import courier_may_watch
 from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY
 from lokaly_core.orders import selectors
-from lokaly_core.orders.models import Order
 from lokaly_core.orders.realtime import order_group
+from lokaly_core.orders.tracking import WatchedOrder, watched_order
 
 logger = logging.getLogger("lokaly.ws")
 
@@ -58,37 +59,27 @@ def _since_from_scope(scope: dict[str, Any]) -> int | None | bool:
     return since if since >= 0 else False
 
 
-def _watch_access(order_id: UUID, user_id: str, role: str) -> int:
-    """0 when the user may watch the order (its customer, or the courier it is or was
-    assigned to, up to delivered), else the close code."""
-    row = Order.objects.filter(pk=order_id).values("customer_id").first()
-    if row is None:
-        return CLOSE_NOT_FOUND
-    if role == Role.CUSTOMER and str(row["customer_id"]) == user_id:
-        return 0
-    if role == Role.COURIER:
-        try:
-            courier_id = UUID(user_id)
-        except ValueError:
-            return CLOSE_FORBIDDEN
-        if courier_may_watch(order_id=order_id, courier_id=courier_id):
-            return 0
-    return CLOSE_FORBIDDEN
-
-
-def _snapshot(
-    order_id: UUID, since: int | None
-) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
-    """The order, the changes after ``since``, and where its courier was last seen (while
-    a courier has it: a watcher who connects mid-delivery sees the courier at once)."""
-    order = selectors.orders_with_lines().get(pk=order_id)
-    missed = []
-    if since is not None and since < order.status_version:
-        missed = selectors.order_history(
-            order_id, after_version=since, before_version=order.status_version + 1
-        )
-    rendered = selectors.order_to_dict(order)
-    return rendered, missed, _last_courier_location(order_id, rendered["delivery"])
+def _watch(
+    order_id: UUID, user_id: str, role: str, since: int | None
+) -> tuple[int, WatchedOrder | None, dict[str, Any] | None]:
+    """(0, the order, its courier's last location) when the user may watch it (its
+    customer, or the courier it is or was assigned to, up to delivered), else (the close
+    code, None, None). One query, plus a Redis read while a courier has the order."""
+    try:
+        user_uuid: UUID | None = UUID(user_id)
+    except ValueError:
+        user_uuid = None
+    watched = watched_order(
+        order_id=order_id, watcher_id=user_uuid if role == Role.COURIER else None, since=since
+    )
+    if watched is None:
+        return CLOSE_NOT_FOUND, None, None
+    allowed = (role == Role.CUSTOMER and watched.customer_id == user_uuid) or (
+        role == Role.COURIER and watched.watcher_delivers
+    )
+    if not allowed:
+        return CLOSE_FORBIDDEN, None, None
+    return 0, watched, _last_courier_location(order_id, watched.order["delivery"])
 
 
 def _last_courier_location(
@@ -110,6 +101,7 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
     order_id: UUID
     group: str | None = None
     last_version = 0
+    watching = False  # the snapshot is sent: group messages may follow
 
     async def connect(self) -> None:
         await self.accept()
@@ -126,23 +118,38 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
         if since is False:
             await self.close(code=CLOSE_BAD_REQUEST)
             return
-        denied = await database_sync_to_async(_watch_access)(
-            self.order_id, str(claims.get("user_id")), str(claims.get("role"))
-        )
-        if denied:
-            await self.close(code=denied)
-            return
+        # Join the group before reading the snapshot: a change committed meanwhile is
+        # then either in the snapshot or delivered after it (and dropped as not newer).
         self.group = order_group(self.order_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        order, missed, location = await database_sync_to_async(_snapshot)(self.order_id, since)
-        await self._send({"type": "order.snapshot", "order": order})
-        for change in missed:
+        denied, watched, location = await database_sync_to_async(_watch)(
+            self.order_id, str(claims.get("user_id")), str(claims.get("role")), since
+        )
+        if watched is None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+            await self.close(code=denied)
+            return
+        await self._send({"type": "order.snapshot", "order": watched.order})
+        for change in watched.missed:
             await self._send(
                 {"type": "order.status_changed", "order_id": str(self.order_id), **change}
             )
-        self.last_version = order["status_version"]
+        self.last_version = watched.order["status_version"]
+        self.watching = True
         if location is not None:
             await self._send(location)
+
+    @override
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch runs close_old_connections in the sync thread before every
+        # handler: a thread hop per message, so a broadcast to 1,000 watchers queued 1,000
+        # hops behind one thread (docs/performance.md). This consumer reaches the
+        # database only through database_sync_to_async, which does that itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -171,7 +178,7 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
 
     async def order_status_changed(self, message: dict[str, Any]) -> None:
         version = int(message["status_version"])
-        if version <= self.last_version:
+        if not self.watching or version <= self.last_version:
             return
         if version > self.last_version + 1:
             missed = await database_sync_to_async(selectors.order_history)(
@@ -185,7 +192,8 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
         self.last_version = version
 
     async def courier_location(self, message: dict[str, Any]) -> None:
-        await self._send(message)
+        if self.watching:
+            await self._send(message)
 
     async def _send(self, message: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(message, separators=(",", ":")))

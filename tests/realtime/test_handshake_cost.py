@@ -1,0 +1,157 @@
+"""The socket handshake's cost (docs/performance.md, "Sockets at scale"): every app opens
+its order's socket right after the 201, so what the handshake reads is pinned here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import redis
+from asgiref.sync import sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from lokaly_core.accounts.tokens import PUBLIC, issue_pair
+from lokaly_core.domain.services import order_reserve_stock
+from lokaly_core.orders import selectors
+from lokaly_core.orders.tracking import watched_order
+from lokaly_core.orders.uow import DjangoUnitOfWork
+from lokaly_public.routing import websocket_urlpatterns
+from tests.conftest import client_for, order_body
+from tests.factories import StockFactory, UserFactory, courier_on_shift, dispatch_confirmed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+app = URLRouter(websocket_urlpatterns)
+
+
+def _confirmed_order() -> tuple[str, str]:
+    """A customer's confirmed order (status_version 2) and the customer's token."""
+    stock = StockFactory.create(on_hand=5)
+    customer = UserFactory.create()
+    response = client_for(customer).post(
+        "/api/orders", order_body(stock.store_id, (stock.product_id, 1)), format="json"
+    )
+    order_id = response.json()["id"]
+    order_reserve_stock(uow=DjangoUnitOfWork(), clock=timezone.now, order_id=order_id)
+    return order_id, issue_pair(PUBLIC, customer)["access"]
+
+
+async def _handshake_and_close(order_id: str, token: str) -> list[dict[str, Any]]:
+    """Connect with ``since=0``, read the snapshot and the two replayed changes, close."""
+    ws = WebsocketCommunicator(app, f"/ws/orders/{order_id}/?token={token}&since=0")
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    received = [json.loads(await ws.receive_from(timeout=5)) for _ in range(3)]
+    await ws.disconnect()
+    return received
+
+
+@pytest.mark.parametrize("assigned", [False, True])
+def test_snapshot_is_the_order_as_the_api_renders_it(assigned: bool) -> None:
+    # given an order without a delivery, or with its courier assigned
+    stock = StockFactory.create(on_hand=5)
+    customer = UserFactory.create()
+    courier = courier_on_shift()
+    response = client_for(customer).post(
+        "/api/orders", order_body(stock.store_id, (stock.product_id, 2)), format="json"
+    )
+    order_id = response.json()["id"]
+    if assigned:
+        dispatch_confirmed(order_id)
+
+    # when the socket reads it
+    watched = watched_order(order_id=order_id, watcher_id=courier.id, since=0)
+
+    # then it is the order of the REST API, with the whole history after version 0
+    assert watched is not None
+    order = selectors.orders_with_lines().get(pk=order_id)
+    assert watched.order == selectors.order_to_dict(order)
+    assert watched.missed == selectors.order_history(order.id, after_version=0)
+    assert watched.customer_id == customer.id
+    assert watched.watcher_delivers is assigned
+    assert (watched.order["delivery"] is not None) is assigned
+
+
+async def test_handshake_reads_the_database_once() -> None:
+    order_id, token = await sync_to_async(_confirmed_order)()
+    await _handshake_and_close(order_id, token)  # warm-up: the layer's connections
+    # database_sync_to_async runs in the thread sync_to_async uses: capture its queries.
+    captured = CaptureQueriesContext(connection)
+    await sync_to_async(captured.__enter__)()
+    try:
+        received = await _handshake_and_close(order_id, token)
+    finally:
+        await sync_to_async(captured.__exit__)(None, None, None)
+    # captured_queries reads the connection of the thread it is called in
+    queries = await sync_to_async(lambda: [q["sql"] for q in captured.captured_queries])()
+
+    assert [m["type"] for m in received] == [
+        "order.snapshot",
+        "order.status_changed",
+        "order.status_changed",
+    ]
+    assert [m["status_version"] for m in received[1:]] == [1, 2]
+    assert len(queries) == 1, queries
+
+
+@contextmanager
+def _redis_commands() -> Iterator[list[str]]:
+    """Every command sent to REDIS_URL's database while inside (Redis MONITOR)."""
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.2)
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    commands: list[str] = []
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def listen() -> None:
+        with client.monitor() as monitor:
+            ready.set()
+            while not stop.is_set():
+                try:
+                    entry = monitor.next_command()
+                except (redis.TimeoutError, TimeoutError):
+                    continue
+                if int(entry["db"]) == int(db):
+                    commands.append(entry["command"])
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    try:
+        yield commands
+    finally:
+        stop.set()
+        thread.join(5)
+        client.close()
+
+
+async def _wait_for(commands: list[str], prefix: str, count: int, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while sum(c.startswith(prefix) for c in commands) < count:
+        assert time.monotonic() < deadline, commands
+        await asyncio.sleep(0.02)
+
+
+async def test_handshake_and_close_send_at_most_four_redis_commands() -> None:
+    order_id, token = await sync_to_async(_confirmed_order)()
+    await _handshake_and_close(order_id, token)  # warm-up: the layer's connections
+
+    with _redis_commands() as commands:
+        await _handshake_and_close(order_id, token)
+        # the socket's channel and the order's group, once each
+        await _wait_for(commands, "UNSUBSCRIBE", 2)
+
+    # subscribe to the socket's channel and the order's group; unsubscribe from both
+    assert len(commands) <= 4, commands
