@@ -8,6 +8,7 @@ same (the audience differs).
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,9 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
 from lokaly_core.accounts.models import PUBLIC_ROLES, STAFF_ROLES, UsedRefreshToken, User
 
+# How far past its expiry a token is still taken (clocks differ).
+_LEEWAY_SECONDS = 10
+
 
 @dataclass(frozen=True)
 class Realm:
@@ -38,7 +42,7 @@ class Realm:
             "HS256",
             signing_key=getattr(settings, self.secret_setting),
             audience=self.audience,
-            leeway=timedelta(seconds=10),
+            leeway=timedelta(seconds=_LEEWAY_SECONDS),
         )
 
 
@@ -72,15 +76,32 @@ def issue_pair(realm: Realm, user: User) -> dict[str, str]:
     return {"access": str(refresh.access_token), "refresh": str(refresh)}  # type: ignore[attr-defined]
 
 
+# Access tokens already verified, by (realm, signing key, token): a client sends the same
+# token with every request for its lifetime, and the signature and claims checks cost
+# about a third of authenticating one (docs/performance.md, "Lean intake"). Only the
+# expiry can change a verified token's answer, and it is checked on every hit as simplejwt
+# checks it (``exp`` past now minus the leeway). The account is still loaded per request.
+_VERIFIED: dict[tuple[str, str, str], dict[str, Any]] = {}
+_VERIFIED_MAX = 10_000
+
+
 def validate_access(realm: Realm, raw: str) -> dict[str, Any]:
     """The payload of a valid access token of ``realm``; raises ``InvalidToken`` otherwise."""
-    try:
-        token = _ACCESS[realm.name](raw)  # type: ignore[arg-type]
-    except TokenError as exc:
-        raise InvalidToken(str(exc)) from exc
-    if token.payload.get("role") not in realm.roles:
+    key = (realm.name, getattr(settings, realm.secret_setting), raw)
+    payload = _VERIFIED.get(key)
+    if payload is None or payload["exp"] <= time.time() - _LEEWAY_SECONDS:
+        try:
+            token = _ACCESS[realm.name](raw)  # type: ignore[arg-type]
+        except TokenError as exc:
+            _VERIFIED.pop(key, None)
+            raise InvalidToken(str(exc)) from exc
+        payload = token.payload
+        if len(_VERIFIED) >= _VERIFIED_MAX:
+            _VERIFIED.clear()
+        _VERIFIED[key] = payload
+    if payload.get("role") not in realm.roles:
         raise InvalidToken("The token's role is not allowed here.")
-    return token.payload
+    return dict(payload)
 
 
 def rotate_refresh(realm: Realm, raw: str) -> dict[str, str]:

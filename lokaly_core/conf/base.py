@@ -102,7 +102,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's JSON, made by orjson (lokaly_core/web/renderers.py).
+    "DEFAULT_RENDERER_CLASSES": ["lokaly_core.web.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["lokaly_core.web.parsers.JSONParser"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "lokaly_core.web.pagination.CursorPagination",
