@@ -56,6 +56,39 @@ from bench.run import (  # noqa: E402
 
 SETTLE_S = 10.0
 
+# ``--layer``: the channel layer of the server and of this process (the broadcaster).
+LAYERS: dict[str, dict[str, Any]] = {
+    "pubsub": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {}},
+    "core": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {}},
+}
+
+
+class LayerStack(Stack):
+    """The bench stack with the server on another channel layer than the settings' (a
+    settings module of its own in a temporary directory; nothing in the tree changes)."""
+
+    layer: str | None = None
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Any:
+        if self.layer is not None:
+            directory = Path(f"/tmp/s-bench-layer-{os.getpid()}")  # noqa: S108 - ours alone
+            directory.mkdir(exist_ok=True)
+            (directory / "bench_layer_settings.py").write_text(
+                "from lokaly_public.settings.base import *  # noqa: F403\n"
+                f"CHANNEL_LAYERS = {{'default': {layer_config(self.layer)!r}}}\n"
+            )
+            env = {
+                **env,
+                "DJANGO_SETTINGS_MODULE": "bench_layer_settings",
+                "PYTHONPATH": f"{directory}:{ROOT}",
+            }
+        return super()._spawn(name, args, env)
+
+
+def layer_config(name: str) -> dict[str, Any]:
+    config = LAYERS[name]
+    return {**config, "CONFIG": {"hosts": [os.environ["REDIS_URL"]], **config["CONFIG"]}}
+
 
 def raise_fd_limit(wanted: int = 65536) -> None:
     """Each socket is a descriptor here and in the server (its processes inherit the limit)."""
@@ -357,7 +390,8 @@ SCENARIOS = {"fanout": fanout, "storm": storm, "cpu": cpu}
 
 
 async def main_async(args: argparse.Namespace, port: int, order: dict[str, str]) -> dict[str, Any]:
-    stack = Stack(port, "wsgi", args.workers, 0)
+    LayerStack.layer = None if args.layer == "settings" else args.layer
+    stack = LayerStack(port, "wsgi", args.workers, 0)
     try:
         await stack.wait_ready()
         ws_base = f"ws://127.0.0.1:{port}"
@@ -392,6 +426,13 @@ def main() -> None:
         "--concurrency", type=int, default=50, help="Handshakes in flight (fanout, cpu)."
     )
     parser.add_argument("--workers", type=int, default=int(os.environ.get("PUBLIC_WORKERS", "2")))
+    parser.add_argument(
+        "--layer",
+        choices=["settings", *LAYERS],
+        default="settings",
+        help="Channel layer: the settings' (default) or channels_redis' pubsub / core "
+        "with their default options, for comparison.",
+    )
     parser.add_argument("--label", default="", help="Stored with the results (e.g. before).")
     args = parser.parse_args()
     raise_fd_limit()
@@ -401,6 +442,10 @@ def main() -> None:
     os.environ["DEAD_LETTER_STREAM"] = f"lokaly-bench-{port}:dead"
     os.environ["CACHE_KEY_PREFIX"] = f"lokaly-bench-{port}"
     setup_django()
+    if args.layer != "settings":
+        from django.conf import settings
+
+        settings.CHANNEL_LAYERS = {"default": layer_config(args.layer)}
     store_id, products, _tokens = make_fixtures(0)
     order = make_order(store_id, products)
     results = asyncio.run(main_async(args, port, order))

@@ -38,6 +38,13 @@ PUBLIC_RATE_LIMIT = env("PUBLIC_RATE_LIMIT", "100/m")
 # X-Forwarded-For is believed only when the direct peer is one of these proxies.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 
+# The pub/sub layer, chosen by measurement (docs/performance.md, "Sockets at scale"): it
+# keeps group members in each process's memory and holds two Redis connections per
+# process (one subscribed, one publishing), so a crashed process leaves nothing behind
+# (its subscriptions end with its connection) and a broadcast is one PUBLISH. The core
+# layer keeps members in Redis sorted sets (stale for group_expiry, a day, after a crash),
+# grew its pool to 40-60 connections under a burst of 1,000 sockets and copies every
+# group message into each member's key.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
