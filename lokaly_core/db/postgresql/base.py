@@ -24,6 +24,7 @@ import select
 import time
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db.backends.postgresql import base
 from psycopg import pq
@@ -61,6 +62,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return False
         try:
             readable, _, _ = select.select([pgconn.socket], [], [], 0)
-        except (OSError, ValueError):  # psycopg's OperationalError is an Exception, too
+        except (OSError, ValueError, psycopg.Error):  # psycopg: "the connection is closed"
             return False
         return not readable
