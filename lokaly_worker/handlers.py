@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.utils import timezone
 
@@ -10,7 +11,7 @@ from lokaly_core.broadcast import get_broadcaster
 from lokaly_core.domain.model.orders import OrderStatus
 from lokaly_core.domain.notifications import notifies
 from lokaly_core.domain.picking import order_advance_to
-from lokaly_core.domain.services import order_reserve_stock
+from lokaly_core.domain.services import order_reserve_stock, orders_reserve_stock
 from lokaly_core.events import (
     CourierAvailable,
     DeliveryAssigned,
@@ -30,7 +31,20 @@ from lokaly_worker.registry import every_tick, handles
 logger = logging.getLogger("lokaly.worker.handlers")
 
 
-@handles(OrderCreated)
+def _reserve_stock_batch(pairs: list[tuple[Envelope, OrderCreated]]) -> None:
+    """The batch's orders in one go: locked together, stock reserved in stream order."""
+    order_ids = [event.order_id for _envelope, event in pairs]
+    orders = orders_reserve_stock(
+        uow=DjangoUnitOfWork(savepoint=False), clock=timezone.now, order_ids=order_ids
+    )
+    missing = [i for i, order in orders.items() if order is None]
+    if missing:
+        # Fails the batch: split, the event of the missing order fails alone, as below.
+        raise _not_in_this_database(missing[0])
+    logger.info("stock reservations decided", extra={"orders": len(order_ids)})
+
+
+@handles(OrderCreated, batch=_reserve_stock_batch)
 def reserve_stock(envelope: Envelope, event: OrderCreated) -> None:
     order = order_reserve_stock(
         uow=DjangoUnitOfWork(savepoint=False), clock=timezone.now, order_id=event.order_id
@@ -39,11 +53,7 @@ def reserve_stock(envelope: Envelope, event: OrderCreated) -> None:
         # Events are published only after their order committed, so this worker is
         # looking at another database than the API that placed the order. Failing (and
         # so retrying, then dead-lettering) keeps the event visible instead of acking it.
-        raise LookupError(
-            f"order {event.order_id} is not in this worker's database; check that the worker "
-            "and the APIs share DATABASE_URL, and that environments sharing a Redis use "
-            "different EVENT_STREAM names"
-        )
+        raise _not_in_this_database(event.order_id)
     logger.info(
         "stock reservation decided",
         extra={
@@ -51,6 +61,14 @@ def reserve_stock(envelope: Envelope, event: OrderCreated) -> None:
             "order_id": str(event.order_id),
             "status": order.status,
         },
+    )
+
+
+def _not_in_this_database(order_id: uuid.UUID) -> LookupError:
+    return LookupError(
+        f"order {order_id} is not in this worker's database; check that the worker "
+        "and the APIs share DATABASE_URL, and that environments sharing a Redis use "
+        "different EVENT_STREAM names"
     )
 
 

@@ -50,10 +50,30 @@ class OrderRepository(Protocol):
         """Persist status fields and the order's ``pending_changes`` (its history)."""
         ...
 
+    def get_many_for_update(self, order_ids: Sequence[UUID]) -> dict[UUID, Order]:
+        """Load and lock the orders that exist, in id order (so that concurrent batches
+        never deadlock on them), until the unit of work ends."""
+        ...
+
+    def save_many(self, orders: Sequence[Order]) -> None:
+        """``save`` for several orders at once."""
+        ...
+
 
 class StockRepository(Protocol):
     def try_reserve(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> list[UUID]:
         """Reserve every line or none. Returns the product ids that fell short (empty: done)."""
+        ...
+
+    def lock_available(
+        self, items: Sequence[tuple[UUID, UUID]]
+    ) -> dict[tuple[UUID, UUID], int]:
+        """Lock the (store, product) stock rows in that order and return what each has
+        available (``on_hand - reserved``); rows that do not exist are absent."""
+        ...
+
+    def reserve_many(self, rows: Sequence[tuple[UUID, UUID, int]]) -> None:
+        """Add (store, product, quantity) to ``reserved``, rows locked by ``lock_available``."""
         ...
 
     def release(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None: ...

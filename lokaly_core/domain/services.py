@@ -173,6 +173,73 @@ def order_reserve_stock(*, uow: UnitOfWork, clock: Clock, order_id: uuid.UUID) -
     return order
 
 
+def orders_reserve_stock(
+    *, uow: UnitOfWork, clock: Clock, order_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, o.Order | None]:
+    """``order_reserve_stock`` for several orders at once, in the order given (the
+    stream's): an earlier order gets the last unit; each order all lines or none.
+
+    The orders are locked in id order, then every stock row they need in (store, product)
+    order, so concurrent batches and single reservations never deadlock. A pending order
+    holds no stock and no delivery, so one cancelled out of stock releases nothing.
+    Returns each id's order (None when it does not exist).
+    """
+    with uow:
+        orders = uow.orders.get_many_for_update(order_ids)
+        pending = [
+            orders[i]
+            for i in dict.fromkeys(order_ids)
+            if i in orders and orders[i].status is o.OrderStatus.PENDING
+        ]
+        wanted = sorted({(order.store_id, p) for order in pending for p, _ in order.stock_lines()})
+        available = uow.stock.lock_available(wanted)
+        taken: dict[tuple[uuid.UUID, uuid.UUID], int] = defaultdict(int)
+        now = clock()
+        for order in pending:
+            lines = [((order.store_id, p), q) for p, q in order.stock_lines()]
+            if all(available.get(key, 0) - taken[key] >= q for key, q in lines):
+                for key, q in lines:
+                    taken[key] += q
+                _confirm_reserved(uow, order, now=now)
+            else:
+                _cancel_pending_out_of_stock(uow, order, now=now)
+        if taken:
+            uow.stock.reserve_many([(s, p, q) for (s, p), q in taken.items()])
+        if pending:
+            uow.orders.save_many(pending)
+        uow.commit()
+    return {i: orders.get(i) for i in order_ids}
+
+
+def _confirm_reserved(uow: UnitOfWork, order: o.Order, *, now: datetime) -> None:
+    order.stock_state = o.StockState.RESERVED
+    uow.events.record(
+        InventoryReserved(order_id=order.id, store_id=order.store_id, lines=_event_lines(order)),
+        aggregate_id=order.id,
+        occurred_at=now,
+    )
+    change = order.move_to(o.OrderStatus.CONFIRMED, actor=o.Actor.SYSTEM, at=now)
+    record_status_change(uow, order, change)
+
+
+def _cancel_pending_out_of_stock(uow: UnitOfWork, order: o.Order, *, now: datetime) -> None:
+    """``_cancel`` for a pending order: nothing reserved to release, no delivery yet."""
+    change = order.move_to(
+        o.OrderStatus.CANCELLED, actor=o.Actor.SYSTEM, at=now, reason=o.OUT_OF_STOCK
+    )
+    record_status_change(uow, order, change)
+    uow.events.record(
+        OrderCancelled(
+            order_id=order.id,
+            reason=o.OUT_OF_STOCK,
+            cancelled_by=str(o.Actor.SYSTEM),
+            previous_status=o.OrderStatus.PENDING,
+        ),
+        aggregate_id=order.id,
+        occurred_at=now,
+    )
+
+
 def order_cancel(
     *,
     uow: UnitOfWork,

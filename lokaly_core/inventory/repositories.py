@@ -52,6 +52,33 @@ class OrmStock:
             )
         return []
 
+    def lock_available(
+        self, items: Sequence[tuple[UUID, UUID]]
+    ) -> dict[tuple[UUID, UUID], int]:
+        if not items:
+            return {}
+        pairs = ", ".join(["(%s::uuid, %s::uuid)"] * len(items))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT store_id, product_id, on_hand - reserved FROM {_STOCK} "  # noqa: S608
+                f"WHERE (store_id, product_id) IN (VALUES {pairs}) "
+                "ORDER BY store_id, product_id FOR UPDATE",
+                [v for pair in items for v in pair],
+            )
+            return {(s, p): available for s, p, available in cursor.fetchall()}
+
+    def reserve_many(self, rows: Sequence[tuple[UUID, UUID, int]]) -> None:
+        if not rows:
+            return
+        values = ", ".join(["(%s::uuid, %s::uuid, %s::integer)"] * len(rows))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_STOCK} AS s SET reserved = s.reserved + v.q, updated_at = now() "  # noqa: S608
+                f"FROM (VALUES {values}) AS v(store_id, product_id, q) "
+                "WHERE s.store_id = v.store_id AND s.product_id = v.product_id",
+                [v for row in rows for v in row],
+            )
+
     def release(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None:
         rows, params = _values(lines)
         with connection.cursor() as cursor:

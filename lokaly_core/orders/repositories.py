@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from django.db import connection
@@ -180,3 +182,89 @@ class OrmOrders:
             params += history_params
         with connection.cursor() as cursor:
             cursor.execute(update, params)
+
+    # -- the worker's batches (lokaly_worker.batch): several orders per statement --------
+
+    def get_many_for_update(self, order_ids: Sequence[UUID]) -> dict[UUID, d.Order]:
+        columns = ", ".join(f"o.{c}" for c in _ORDER_COLUMNS)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {columns}, l.product_id, l.name, l.quantity, l.unit_price_cents "  # noqa: S608
+                f"FROM {Order._meta.db_table} o JOIN {OrderLine._meta.db_table} l "
+                "ON l.order_id = o.id WHERE o.id = ANY(%s) ORDER BY o.id, l.id FOR UPDATE OF o",
+                [list(dict.fromkeys(order_ids))],
+            )
+            rows = cursor.fetchall()
+        width = len(_ORDER_COLUMNS)
+        by_order: dict[UUID, list[tuple[object, ...]]] = {}
+        for row in rows:
+            by_order.setdefault(row[0], []).append(row)
+        return {
+            order_id: _order_of(group[0][:width], [r[width:] for r in group])
+            for order_id, group in by_order.items()
+        }
+
+    def save_many(self, orders: Sequence[d.Order]) -> None:
+        if not orders:
+            return
+        row = "(%s::uuid, %s::text, %s::integer, %s::text, %s::text, %s::timestamptz)"
+        values = ", ".join([row] * len(orders))
+        params: SqlParams = []
+        for order in orders:
+            params += [
+                order.id,
+                order.status,
+                order.status_version,
+                order.cancel_reason,
+                order.stock_state,
+                order.updated_at,
+            ]
+        update = (
+            f"UPDATE {Order._meta.db_table} AS o SET status = v.status, "  # noqa: S608
+            "status_version = v.status_version, cancel_reason = v.cancel_reason, "
+            "stock_state = v.stock_state, updated_at = v.updated_at "
+            f"FROM (VALUES {values}) AS v(id, status, status_version, cancel_reason, "
+            "stock_state, updated_at) WHERE o.id = v.id"
+        )
+        history = [
+            (order.id, c.status, c.previous_status, c.status_version, c.occurred_at, c.reason)
+            for order in orders
+            for c in order.pending_changes
+        ]
+        for order in orders:
+            order.pending_changes.clear()
+        if history:
+            history_sql, history_params = insert_rows(OrderStatusChange, _HISTORY_COLUMNS, history)
+            update = f"WITH u AS ({update}) {history_sql}"
+            params += history_params
+        with connection.cursor() as cursor:
+            cursor.execute(update, params)
+
+
+def _order_of(row: Sequence[object], lines: Sequence[Sequence[object]]) -> d.Order:
+    """A domain order from its columns (``_ORDER_COLUMNS``) and its lines' (product_id,
+    name, quantity, unit_price_cents)."""
+    o: dict[str, Any] = dict(zip(_ORDER_COLUMNS, row, strict=True))
+    address = o["delivery_address"]
+    return d.Order(
+        id=o["id"],
+        number=o["number"],
+        customer_id=o["customer_id"],
+        store_id=o["store_id"],
+        status=d.OrderStatus(o["status"]),
+        status_version=o["status_version"],
+        lines=[
+            d.Line(product_id=p, name=n, quantity=q, unit_price_cents=u)  # type: ignore[arg-type]
+            for p, n, q, u in lines
+        ],
+        delivery_fee_cents=o["delivery_fee_cents"],
+        currency=o["currency"],
+        delivery_address=d.Address(
+            **(json.loads(address) if isinstance(address, str) else address)
+        ),
+        note=o["note"],
+        created_at=o["created_at"],
+        updated_at=o["updated_at"],
+        cancel_reason=o["cancel_reason"],
+        stock_state=d.StockState(o["stock_state"]),
+    )

@@ -62,6 +62,13 @@ class FakeOrders:
     def save(self, order: Order) -> None:
         self.add(order)
 
+    def get_many_for_update(self, order_ids: Sequence[UUID]) -> dict[UUID, Order]:
+        return {i: copy.deepcopy(self.rows[i]) for i in sorted(set(order_ids)) if i in self.rows}
+
+    def save_many(self, orders: Sequence[Order]) -> None:
+        for order in orders:
+            self.add(order)
+
 
 class FakeStock:
     def __init__(self) -> None:
@@ -82,6 +89,17 @@ class FakeStock:
             for p, q in lines:
                 self.rows[(store_id, p)]["reserved"] += q
         return short
+
+    def lock_available(self, items: Sequence[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], int]:
+        return {
+            key: row["on_hand"] - row["reserved"]
+            for key in items
+            if (row := self.rows.get(key)) is not None
+        }
+
+    def reserve_many(self, rows: Sequence[tuple[UUID, UUID, int]]) -> None:
+        for store_id, product_id, quantity in rows:
+            self.rows[(store_id, product_id)]["reserved"] += quantity
 
     def release(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None:
         for p, q in lines:
