@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
