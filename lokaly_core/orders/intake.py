@@ -24,7 +24,6 @@ from typing import Any, Self
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from lokaly_core.catalog.repositories import OrmCatalog
@@ -34,23 +33,11 @@ from lokaly_core.events import Envelope
 from lokaly_core.inventory.repositories import OrmStock
 from lokaly_core.orders.models import IdempotencyKey
 from lokaly_core.orders.repositories import OrmOrders, order_inserts
-from lokaly_core.outbox.models import OutboxEvent
-from lokaly_core.outbox.recorder import OutboxRecorder
+from lokaly_core.outbox.recorder import OutboxRecorder, outbox_insert
 from lokaly_core.outbox.relay import publish_after_commit
 from lokaly_core.picking.repositories import OrmPicking
-from lokaly_core.sql import SqlParams, insert_rows
+from lokaly_core.sql import SqlParams
 
-# As OutboxRecorder writes them (lokaly_core/outbox/recorder.py).
-_OUTBOX_COLUMNS = (
-    "event_id",
-    "type",
-    "schema_version",
-    "occurred_at",
-    "aggregate_id",
-    "payload",
-    "created_at",
-    "stream_id",
-)
 _CLAIM_SQL = (
     f"INSERT INTO {IdempotencyKey._meta.db_table} "  # noqa: S608 - the table name is ours
     "(customer_id, key, request_hash, response_status, response_body, created_at) "
@@ -118,7 +105,7 @@ class IntakeUnitOfWork:
         envelopes, self.events.pending = self.events.pending, []
         parts = [insert for order in orders for insert in order_inserts(order)]
         if envelopes:
-            parts.append(_outbox_insert(envelopes))
+            parts.append(outbox_insert(envelopes))
         if parts:
             if self.claim is None:
                 sql, params = _one_statement(parts)
@@ -161,19 +148,3 @@ def _claimed_statement(
     return f"WITH {', '.join(ctes)} SELECT id FROM k", params  # noqa: S608 - ours
 
 
-def _outbox_insert(envelopes: list[Envelope]) -> tuple[str, SqlParams]:
-    now = timezone.now()
-    rows = [
-        (
-            e.event_id,
-            e.type,
-            e.schema_version,
-            e.occurred_at,
-            e.aggregate_id,
-            Jsonb(e.payload),
-            now,
-            "",
-        )
-        for e in envelopes
-    ]
-    return insert_rows(OutboxEvent, _OUTBOX_COLUMNS, rows)

@@ -138,30 +138,7 @@ class OrmOrders:
         if not rows:
             return None
         width = len(_ORDER_COLUMNS)
-        row, lines = rows[0][:width], [r[width:] for r in rows]
-        o = dict(zip(_ORDER_COLUMNS, row, strict=True))
-        address = o["delivery_address"]
-        return d.Order(
-            id=o["id"],
-            number=o["number"],
-            customer_id=o["customer_id"],
-            store_id=o["store_id"],
-            status=d.OrderStatus(o["status"]),
-            status_version=o["status_version"],
-            lines=[
-                d.Line(product_id=p, name=n, quantity=q, unit_price_cents=u) for p, n, q, u in lines
-            ],
-            delivery_fee_cents=o["delivery_fee_cents"],
-            currency=o["currency"],
-            delivery_address=d.Address(
-                **(json.loads(address) if isinstance(address, str) else address)
-            ),
-            note=o["note"],
-            created_at=o["created_at"],
-            updated_at=o["updated_at"],
-            cancel_reason=o["cancel_reason"],
-            stock_state=d.StockState(o["stock_state"]),
-        )
+        return _order_of(rows[0][:width], [r[width:] for r in rows])
 
     def save(self, order: d.Order) -> None:
         update = (

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from lokaly_core.events import Envelope, EventPayload
 from lokaly_core.outbox.models import OutboxEvent
-from lokaly_core.sql import insert_rows
+from lokaly_core.sql import SqlParams, insert_rows
 
 _OUTBOX_COLUMNS = (
     "event_id",
@@ -23,6 +23,25 @@ _OUTBOX_COLUMNS = (
     "created_at",
     "stream_id",
 )
+
+
+def outbox_insert(envelopes: list[Envelope]) -> tuple[str, SqlParams]:
+    """The multi-row INSERT of ``envelopes`` into the outbox (unpublished)."""
+    now = timezone.now()
+    rows = [
+        (
+            e.event_id,
+            e.type,
+            e.schema_version,
+            e.occurred_at,
+            e.aggregate_id,
+            Jsonb(e.payload),
+            now,
+            "",
+        )
+        for e in envelopes
+    ]
+    return insert_rows(OutboxEvent, _OUTBOX_COLUMNS, rows)
 
 
 class OutboxRecorder:
@@ -37,20 +56,6 @@ class OutboxRecorder:
     def flush(self) -> list[Envelope]:
         envelopes, self.pending = self.pending, []
         if envelopes:
-            now = timezone.now()
-            rows = [
-                (
-                    e.event_id,
-                    e.type,
-                    e.schema_version,
-                    e.occurred_at,
-                    e.aggregate_id,
-                    Jsonb(e.payload),
-                    now,
-                    "",
-                )
-                for e in envelopes
-            ]
             with connection.cursor() as cursor:
-                cursor.execute(*insert_rows(OutboxEvent, _OUTBOX_COLUMNS, rows))
+                cursor.execute(*outbox_insert(envelopes))
         return envelopes
