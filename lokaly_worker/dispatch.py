@@ -14,7 +14,11 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
-from lokaly_core.delivery.repositories import free_courier_exists, waiting_orders
+from lokaly_core.delivery.repositories import (
+    free_courier_exists,
+    queue_for_dispatch,
+    waiting_orders,
+)
 from lokaly_core.domain.delivery import (
     DispatchOutcome,
     DispatchPolicy,
@@ -50,6 +54,21 @@ def dispatch_one(
     )
     _log(result, order_id=order_id, event_id=event_id, via=via)
     return result
+
+
+def dispatch_confirmed(orders: list[tuple[uuid.UUID, uuid.UUID]], *, via: str) -> None:
+    """Newly confirmed orders, ``(order_id, event_id)`` in stream order, inside the
+    caller's (the batch's) transaction. With no courier free, the usual case in a rush,
+    all of them join the dispatch queue in one statement; else each is dispatched."""
+    if free_courier_exists():
+        for order_id, event_id in orders:
+            dispatch_one(order_id, joined=True, event_id=event_id, via=via)
+        return
+    policy, now = dispatch_policy(), timezone.now()
+    queued = queue_for_dispatch(
+        [(order_id, policy.next_attempt(order_id, 1, now)) for order_id, _event in orders]
+    )
+    logger.debug("queued, no courier free", extra={"orders": len(orders), "queued": queued})
 
 
 def dispatch_waiting(*, due_only: bool, event_id: uuid.UUID | None, via: str) -> int:

@@ -25,7 +25,7 @@ from lokaly_core.events import (
 from lokaly_core.notifications.services import notify_for_event
 from lokaly_core.orders.realtime import order_group, status_changed_message
 from lokaly_core.orders.uow import DjangoUnitOfWork
-from lokaly_worker.dispatch import dispatch_one, dispatch_waiting
+from lokaly_worker.dispatch import dispatch_confirmed, dispatch_one, dispatch_waiting
 from lokaly_worker.registry import every_tick, handles
 
 logger = logging.getLogger("lokaly.worker.handlers")
@@ -104,7 +104,16 @@ def _confirmed(event: OrderStatusChanged) -> bool:
     return event.status == OrderStatus.CONFIRMED
 
 
-@handles(OrderStatusChanged, when=_confirmed)
+def _dispatch_confirmed_batch(pairs: list[tuple[Envelope, OrderStatusChanged]]) -> None:
+    """The batch's confirmations: one check for a free courier, then one queue upsert for
+    all of them when nobody is free (lokaly_worker/dispatch.py)."""
+    dispatch_confirmed(
+        [(event.order_id, envelope.event_id) for envelope, event in pairs],
+        via=OrderStatusChanged.TYPE,
+    )
+
+
+@handles(OrderStatusChanged, when=_confirmed, batch=_dispatch_confirmed_batch)
 def dispatch_confirmed_order(envelope: Envelope, event: OrderStatusChanged) -> None:
     """A newly confirmed order gets a courier, or joins the dispatch queue."""
     dispatch_one(event.order_id, joined=True, event_id=envelope.event_id, via=envelope.type)

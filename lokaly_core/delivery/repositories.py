@@ -13,6 +13,7 @@ from lokaly_core.catalog.models import Store
 from lokaly_core.delivery.models import CourierState, DispatchTask
 from lokaly_core.delivery.models import Delivery as DeliveryRow
 from lokaly_core.domain.model import delivery as d
+from lokaly_core.orders.models import Order
 from lokaly_core.sql import SqlParams
 
 _STATE = CourierState._meta.db_table
@@ -170,6 +171,33 @@ def free_courier_exists() -> bool:
             [Role.COURIER.value],
         )
         return bool(cursor.fetchone()[0])
+
+
+def queue_for_dispatch(due: list[tuple[UUID, datetime]]) -> int:
+    """Put these orders in the dispatch queue in one statement, each with its first retry
+    time, those still waiting for a courier only (dispatchable, no active delivery); an
+    order already queued counts one more attempt. Returns how many rows were written.
+
+    For a batch of confirmations when no courier is free: the per-order attempt would lock
+    each order only to find nobody and queue it. An order cancelled meanwhile that slips
+    in is removed by its next dispatch attempt (``NOT_NEEDED``)."""
+    if not due:
+        return 0
+    values = ", ".join(["(%s::uuid, %s::timestamptz)"] * len(due))
+    params: SqlParams = [value for pair in due for value in pair]
+    params += [[s.value for s in d.DISPATCHABLE], _ACTIVE]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_TASK} (order_id, attempts, next_attempt_at, created_at) "  # noqa: S608
+            f"SELECT o.id, 1, v.next_at, now() FROM (VALUES {values}) AS v(id, next_at) "
+            f"JOIN {Order._meta.db_table} o ON o.id = v.id WHERE o.status = ANY(%s) "
+            f"AND NOT EXISTS (SELECT 1 FROM {_DELIVERY} x WHERE x.order_id = o.id "
+            "AND x.status = ANY(%s)) ORDER BY o.id "
+            f"ON CONFLICT (order_id) DO UPDATE SET attempts = {_TASK}.attempts + 1, "
+            "next_attempt_at = EXCLUDED.next_attempt_at",
+            params,
+        )
+        return cursor.rowcount
 
 
 def waiting_orders_query(*, limit: int, due_only: bool) -> tuple[str, SqlParams]:

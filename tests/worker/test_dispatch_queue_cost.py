@@ -6,15 +6,18 @@ the figures at 10,000 waiting orders)."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from lokaly_core.delivery.models import DispatchTask
 from lokaly_core.delivery.repositories import waiting_orders, waiting_orders_query
-from lokaly_worker.dispatch import QUEUE_PASS_LIMIT, dispatch_waiting
+from lokaly_core.orders.models import Order
+from lokaly_worker.dispatch import QUEUE_PASS_LIMIT, dispatch_confirmed, dispatch_waiting
 from tests.factories import ProductFactory, StoreFactory, UserFactory, courier_on_shift
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,8 +25,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WAITING = 2_000
 
 
-def _queue_of_confirmed_orders(count: int) -> None:
-    """``count`` confirmed orders with a line each, all waiting and due, oldest first."""
+def _queue_of_confirmed_orders(count: int, *, queued: bool = True) -> None:
+    """``count`` confirmed orders with a line each, oldest first; ``queued``: all waiting
+    in the dispatch queue and due."""
     store, product = StoreFactory.create(), ProductFactory.create()
     customer = UserFactory.create()
     with connection.cursor() as cursor:
@@ -41,12 +45,15 @@ def _queue_of_confirmed_orders(count: int) -> None:
             INSERT INTO core_orderline (order_id, product_id, name, quantity,
                                         unit_price_cents, line_total_cents)
             SELECT id, %(product)s, 'Milk', 2, 129, 258 FROM core_order;
-            INSERT INTO core_dispatchtask (order_id, attempts, next_attempt_at, created_at)
-            SELECT id, 1, now() - interval '1 second', created_at FROM core_order;
-            ANALYZE core_dispatchtask;
             """,
             {"customer": customer.id, "store": store.id, "product": product.id, "count": count},
         )
+        if queued:
+            cursor.execute(
+                "INSERT INTO core_dispatchtask (order_id, attempts, next_attempt_at, created_at)"
+                " SELECT id, 1, now() - interval '1 second', created_at FROM core_order;"
+                " ANALYZE core_dispatchtask"
+            )
 
 
 def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -95,3 +102,44 @@ def test_the_due_order_scan_is_an_index_scan_that_stops_at_its_limit() -> None:
     assert scans[0]["Index Name"] == "dispatch_wait_idx"
     assert not any(n["Node Type"] == "Sort" for n in nodes)
     assert scans[0]["Actual Rows"] == QUEUE_PASS_LIMIT  # read up to the limit, not 2,000
+
+
+def _confirmations() -> list[tuple[Any, Any]]:
+    return [
+        (order_id, uuid.uuid4())
+        for order_id in Order.objects.order_by("created_at").values_list("id", flat=True)
+    ]
+
+
+def test_a_batch_of_confirmations_with_nobody_free_joins_the_queue_in_one_statement() -> None:
+    # given 50 newly confirmed orders, one of them cancelled meanwhile, and no courier free
+    _queue_of_confirmed_orders(50, queued=False)
+    confirmations = _confirmations()
+    cancelled = confirmations[7][0]
+    Order.objects.filter(pk=cancelled).update(status="cancelled")
+
+    # when the worker's batch dispatches them
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        dispatch_confirmed(confirmations, via="test")
+
+    # then one check for a free courier and one upsert queued the 49 still confirmed
+    assert len(queries) == 2, [q["sql"] for q in queries]
+    queued = dict(DispatchTask.objects.values_list("order_id", "attempts"))
+    assert set(queued) == {order_id for order_id, _ in confirmations} - {cancelled}
+    assert set(queued.values()) == {1}
+    assert DispatchTask.objects.filter(next_attempt_at__lte=timezone.now()).count() == 0
+
+
+def test_a_batch_of_confirmations_with_a_courier_free_gives_the_first_one_the_courier() -> None:
+    _queue_of_confirmed_orders(5, queued=False)
+    confirmations = _confirmations()
+    courier = courier_on_shift()
+
+    with transaction.atomic():
+        dispatch_confirmed(confirmations, via="test")
+
+    first = confirmations[0][0]
+    assert courier.courier_state.current_delivery.order_id == first  # type: ignore[union-attr]
+    assert set(DispatchTask.objects.values_list("order_id", flat=True)) == {
+        order_id for order_id, _ in confirmations[1:]
+    }
