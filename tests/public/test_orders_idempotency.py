@@ -87,10 +87,14 @@ def test_concurrent_retries_with_one_key_create_one_order(customer, store, stock
     with ThreadPoolExecutor(max_workers=4) as pool:
         responses = list(pool.map(send, range(4)))
 
-    # then one order, and every retry got its response
+    # then one order, and every retry got its response: the first's status and whole body,
+    # the three replays saying so
     assert [r.status_code for r in responses] == [201] * 4
     assert len({r.json()["id"] for r in responses}) == 1
+    assert all(r.json() == responses[0].json() for r in responses)
     assert sum(r.has_header("Idempotent-Replayed") for r in responses) == 3
+    replayed = sorted(r.get("Idempotent-Replayed", "") for r in responses)
+    assert replayed == ["", "true", "true", "true"]
     assert Order.objects.count() == 1
     assert OutboxEvent.objects.filter(type="order.created").count() == 1
 
