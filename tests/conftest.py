@@ -210,6 +210,14 @@ def _flush_never_waits_forever() -> Iterator[None]:
 
 
 @pytest.fixture
+def debug(settings: Any) -> Any:
+    """pytest-django's ``settings`` with DEBUG on, as under ``make dev``
+    (tests/{public,admin}/test_errors_debug.py)."""
+    settings.DEBUG = True
+    return settings
+
+
+@pytest.fixture
 def redis_client() -> Any:
     return get_redis()
 

@@ -5,7 +5,7 @@ Not a test module."""
 from __future__ import annotations
 
 import logging
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from rest_framework.permissions import AllowAny
@@ -20,6 +20,14 @@ class BrokenApi(APIView):
 
     def get(self, request: Request) -> NoReturn:
         raise RuntimeError("a bug in a view")
+
+
+def production_answer(settings: Any, client: Any, path: str, **extra: Any) -> tuple[int, Any]:
+    """The same request's (status, body) with DEBUG off, to compare with DEBUG's."""
+    settings.DEBUG = False
+    response = client.get(path, **extra)
+    settings.DEBUG = True
+    return response.status_code, response.json()
 
 
 def assert_bug_answers_500_envelope_and_is_logged(

@@ -10,22 +10,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tests.debug_errors import assert_bug_answers_500_envelope_and_is_logged
+from tests.debug_errors import assert_bug_answers_500_envelope_and_is_logged, production_answer
 from tests.public.conftest import assert_error
-
-
-@pytest.fixture
-def debug(settings: Any) -> Any:
-    settings.DEBUG = True
-    return settings
-
-
-def _production_answer(settings: Any, client: Client, path: str, **extra: Any) -> Any:
-    """The same request's (status, body) with DEBUG off."""
-    settings.DEBUG = False
-    response = client.get(path, **extra)
-    settings.DEBUG = True
-    return response.status_code, response.json()
 
 
 @pytest.mark.parametrize(
@@ -46,7 +32,7 @@ def test_an_unknown_route_is_the_not_found_envelope_in_debug(
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["message"] == f"No resource at {path}."
     assert int(response["Content-Length"]) == len(response.content)
-    assert _production_answer(debug, api_client, path) == (404, response.json())
+    assert production_answer(debug, api_client, path) == (404, response.json())
 
 
 def test_an_unknown_admin_site_page_is_not_found_as_in_production(
@@ -55,7 +41,7 @@ def test_an_unknown_admin_site_page_is_not_found_as_in_production(
     response = site_client.get("/admin/no-such-page/")
 
     assert_error(response, 404, "not_found")
-    assert _production_answer(debug, site_client, "/admin/no-such-page/") == (404, response.json())
+    assert production_answer(debug, site_client, "/admin/no-such-page/") == (404, response.json())
 
 
 def test_the_admin_site_pages_stay_html_in_debug(debug: Any, site_client: Client) -> None:

@@ -7,23 +7,9 @@ handler400 / handler500; the mobile apps are built against ``make dev``.
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
-from tests.debug_errors import assert_bug_answers_500_envelope_and_is_logged
+from tests.debug_errors import assert_bug_answers_500_envelope_and_is_logged, production_answer
 from tests.public.conftest import assert_error
-
-
-@pytest.fixture
-def debug(settings):
-    settings.DEBUG = True
-    return settings
-
-
-def _production_answer(settings, client: APIClient, path: str, **extra) -> tuple[int, dict]:
-    settings.DEBUG = False
-    response = client.get(path, **extra)
-    settings.DEBUG = True
-    return response.status_code, response.json()
 
 
 @pytest.mark.parametrize(
@@ -42,7 +28,7 @@ def test_an_unknown_route_is_the_not_found_envelope_in_debug(debug, customer_cli
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["message"] == f"No resource at {path}."
     assert int(response["Content-Length"]) == len(response.content)
-    assert _production_answer(debug, customer_client, path) == (404, response.json())
+    assert production_answer(debug, customer_client, path) == (404, response.json())
 
 
 def test_an_unknown_route_without_credentials_is_not_found_in_debug(debug, api_client, db):
@@ -53,7 +39,7 @@ def test_a_request_for_another_host_is_a_malformed_request_in_debug(debug, custo
     response = customer_client.get("/api/me", HTTP_HOST="evil.example")
 
     assert_error(response, 400, "malformed_request")
-    assert _production_answer(debug, customer_client, "/api/me", HTTP_HOST="evil.example") == (
+    assert production_answer(debug, customer_client, "/api/me", HTTP_HOST="evil.example") == (
         400,
         response.json(),
     )
