@@ -1,31 +1,43 @@
-"""Django's Redis cache, keeping one client per connection pool.
+"""Django's Redis cache, with one client and one connection pool per server per process.
 
-Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis`` for every cache
-call, and redis-py fills its response-callback table each time: about 0.2 ms of CPU per
-call, four calls per rate-limited request. Reusing the client removes that; the pool,
-and so thread safety, is unchanged.
+Django's ``caches`` hands out a cache object per thread *and per context*
+(``asgiref.local.Local``), and a2wsgi runs every request in a copy of the context, so
+each request got a fresh ``RedisCache`` with an empty pool: one TCP connect, a
+``getaddrinfo`` and a handshake to Redis per rate-limited request (10 % of a public
+process's CPU under load, docs/performance.md "The cache's connections"). Django's
+``RedisCacheClient.get_client`` also builds a new ``redis.Redis`` for every call, and
+redis-py fills its response-callback table each time (~0.2 ms of CPU per call).
+
+Here the client, and so its pool, is shared by every cache object of the process with
+the same server and options. redis-py's pool is thread safe and re-creates itself after
+a fork (``ConnectionPool._checkpid``).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()
+
 
 class PooledRedisCacheClient(RedisCacheClient):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._clients: dict[int, Any] = {}
-
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         # Private members of Django's RedisCacheClient, which django-stubs leaves out.
         index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
-        client = self._clients.get(index)
+        server = self._servers[index]  # type: ignore[attr-defined]
+        options = self._pool_options  # type: ignore[attr-defined]
+        shared = (server, repr(sorted(options.items())))
+        client = _clients.get(shared)
         if client is None:
-            pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
-            client = self._client(connection_pool=pool)  # type: ignore[attr-defined]
-            self._clients[index] = client
+            with _clients_lock:
+                client = _clients.get(shared)
+                if client is None:
+                    pool = self._pool_class.from_url(server, **options)  # type: ignore[attr-defined]
+                    client = _clients[shared] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
 
