@@ -22,7 +22,7 @@ from lokaly_core.events import (
     PickingCompleted,
     PickingStarted,
 )
-from lokaly_core.notifications.services import notify_for_event
+from lokaly_core.notifications.services import notify_for_event, notify_for_events
 from lokaly_core.orders.realtime import order_group, status_changed_message
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_worker.dispatch import dispatch_confirmed, dispatch_one, dispatch_waiting
@@ -136,6 +136,17 @@ def dispatch_due_orders() -> None:
 # -- notifications ----------------------------------------------------------------------
 
 
-@handles(OrderStatusChanged, DeliveryAssigned, CourierAvailable, when=notifies)
+def _write_notifications_batch(pairs: list[tuple[Envelope, EventPayload]]) -> None:
+    """The batch's notifications: one read of the orders' numbers, one multi-row insert."""
+    notify_for_events(pairs)
+
+
+@handles(
+    OrderStatusChanged,
+    DeliveryAssigned,
+    CourierAvailable,
+    when=notifies,
+    batch=_write_notifications_batch,
+)
 def write_notifications(envelope: Envelope, event: EventPayload) -> None:
     notify_for_event(envelope=envelope, event=event)
