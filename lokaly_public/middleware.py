@@ -27,10 +27,17 @@ logger = logging.getLogger("lokaly.ratelimit")
 
 def client_ip(request: HttpRequest) -> str:
     """The caller's IP: ``X-Forwarded-For`` is believed only from a trusted proxy."""
-    peer = request.META.get("REMOTE_ADDR", "") or "unknown"
+    return client_ip_of(
+        request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", "")
+    )
+
+
+def client_ip_of(peer: str, forwarded: str) -> str:
+    """``client_ip`` from the peer's address and the ``X-Forwarded-For`` value (sockets:
+    ``lokaly_public.ws_guard``)."""
+    peer = peer or "unknown"
     trusted = settings.TRUSTED_PROXIES
     if trusted and peer in trusted:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         # The right-most address not added by one of our proxies is the client.
         for candidate in reversed([p.strip() for p in forwarded.split(",") if p.strip()]):
             if candidate in trusted:
@@ -55,11 +62,15 @@ _scripts: dict[int, Any] = {}
 def count_request(request: HttpRequest) -> dict[str, Any] | None:
     """Count the request in its client IP's window: ``get_usage``'s answer
     (``count``, ``limit``, ``should_limit``, ``time_left``), or None when disabled."""
+    return count_ip(client_ip(request))
+
+
+def count_ip(value: str) -> dict[str, Any] | None:
+    """``count_request`` for the client IP ``value`` (socket handshakes count here too)."""
     if not getattr(settings, "RATELIMIT_ENABLE", True):
         return None
     rate = settings.PUBLIC_RATE_LIMIT
     limit, period = _split_rate(rate)
-    value = client_ip(request)
     window = _get_window(value, period)
     cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
     key = cache.make_and_validate_key(_make_cache_key(GROUP, window, rate, value, ALL))
