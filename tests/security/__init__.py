@@ -1,1 +1,1 @@
-"""Security controls, one test module per area (docs/security.md lists each control and its test)."""
+"""Security controls, a test module per area (docs/security.md lists each control and its test)."""
