@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("PUBLIC_JWT_SECRET", "test-public-secret-not-for-production-0123456789")
 os.environ.setdefault("ADMIN_JWT_SECRET", "test-admin-secret-not-for-production-0123456789")
-os.environ.setdefault("DJANGO_SECRET_KEY", "test-django-secret-not-for-production-0123456789")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-django-secret-not-for-production-0123456789abcdef")
 os.environ.setdefault("CACHE_KEY_PREFIX", "lokaly-test")
 os.environ.setdefault("EVENT_STREAM", "lokaly-test:events")
 os.environ.setdefault("DEAD_LETTER_STREAM", "lokaly-test:events:dead")

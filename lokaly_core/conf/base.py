@@ -11,14 +11,55 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from lokaly_core.conf.env import env, env_bool, env_int, env_list, secret
+from lokaly_core.conf.env import check_distinct_secrets, env, env_bool, env_int, env_list, secret
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = secret("DJANGO_SECRET_KEY", debug=DEBUG)
+check_distinct_secrets()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+
+# HTTP security (docs/operations.md, "TLS and proxies"): TLS ends at a reverse proxy in
+# front of the servers. With DEBUG off the cookies are Secure and HTTPS answers carry HSTS
+# (SecurityMiddleware sends it on secure requests only, so plain-HTTP health checks and
+# the smoke test are unaffected).
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+# Off by default: HSTS on every subdomain of the API's host is the domain owner's call.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Off by default: the proxy redirects http:// to https://; on here, the plain-HTTP health
+# checks on the container's port would be redirected too (they are exempt below).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# "HTTP_X_FORWARDED_PROTO,https": Django believes the request was HTTPS when that header
+# has that value, from anyone, so set it only when the proxy always sets (overwrites) it.
+# Unset, the servers already take the scheme from X-Forwarded-Proto of TRUSTED_PROXIES
+# only (uvicorn's and gunicorn's --forwarded-allow-ips, see the serve command).
+_proxy_ssl_header = env_list("SECURE_PROXY_SSL_HEADER", "")
+SECURE_PROXY_SSL_HEADER = (
+    (_proxy_ssl_header[0], _proxy_ssl_header[1]) if len(_proxy_ssl_header) == 2 else None
+)
+if _proxy_ssl_header and SECURE_PROXY_SSL_HEADER is None:
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER is '<META name>,<value>', e.g. HTTP_X_FORWARDED_PROTO,https."
+    )
+# Origins (scheme://host[:port]) whose unsafe requests the admin site accepts (CSRF), for
+# when the proxy's public host differs from what the server sees.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# Comma-separated IPs of the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are
+# believed (empty: none; the client IP is the direct peer's).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 
 if os.environ.get("DATABASE_URL"):
     DATABASE_URL = os.environ["DATABASE_URL"]
@@ -168,6 +209,18 @@ COURIER_LOCATION_WRITE_SECONDS = env_int("COURIER_LOCATION_WRITE_SECONDS", 10)
 # Notifications are sent by the worker through a sender: the log, or a webhook (POST of
 # the notification as JSON) when NOTIFICATION_WEBHOOK_URL is set; retried with backoff.
 NOTIFICATION_WEBHOOK_URL = env("NOTIFICATION_WEBHOOK_URL", "")
+# Every delivery is signed with this (X-Lokaly-Signature, docs/api.md "Webhooks"): required,
+# 32+ characters, when the webhook is set and DEBUG is off; the URL must then be https://.
+WEBHOOK_SIGNING_SECRET = (
+    secret("WEBHOOK_SIGNING_SECRET", debug=DEBUG)
+    if NOTIFICATION_WEBHOOK_URL
+    else env("WEBHOOK_SIGNING_SECRET", "")
+)
+if NOTIFICATION_WEBHOOK_URL and not DEBUG and not NOTIFICATION_WEBHOOK_URL.startswith("https://"):
+    raise ImproperlyConfigured(
+        "NOTIFICATION_WEBHOOK_URL must be an https:// URL when DEBUG is off "
+        f"(not {NOTIFICATION_WEBHOOK_URL.split('://')[0]}://)."
+    )
 NOTIFICATION_WEBHOOK_TIMEOUT_S = env_int("NOTIFICATION_WEBHOOK_TIMEOUT_S", 5)
 NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6)
 NOTIFICATION_RETRY_BASE_MS = env_int("NOTIFICATION_RETRY_BASE_MS", 1_000)
@@ -201,8 +254,12 @@ SPECTACULAR_SETTINGS = {
 
 # Sessions, logins and sockets (contract v1.1, "Sessions and logins", "Order sockets").
 # Failed logins per account, on every login path of both servers and the admin site.
-LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
-LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+# (lokaly_core/accounts/lockout.py; the ADMIN_LOGIN_* names of earlier builds are aliases.)
+AUTHENTICATION_BACKENDS = ["lokaly_core.accounts.backends.LockoutModelBackend"]
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", env_int("ADMIN_LOGIN_MAX_FAILURES", 5))
+LOGIN_FAILURE_WINDOW_SECONDS = env_int(
+    "LOGIN_FAILURE_WINDOW_SECONDS", env_int("ADMIN_LOGIN_WINDOW_SECONDS", 15 * 60)
+)
 # Open order sockets one account may hold; a client frame larger than this closes with 1009.
 WS_MAX_SOCKETS_PER_USER = env_int("WS_MAX_SOCKETS_PER_USER", 10)
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 64 * 1024)

@@ -2,7 +2,7 @@
 
 from lokaly_core.conf.base import *  # noqa: F403
 from lokaly_core.conf.base import CORE_APPS, DEBUG, REDIS_URL
-from lokaly_core.conf.env import env, env_int, env_list, secret
+from lokaly_core.conf.env import env, env_int, secret
 
 ROOT_URLCONF = "lokaly_public.urls"
 ASGI_APPLICATION = "lokaly_public.asgi.application"
@@ -17,7 +17,12 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "lokaly_public.middleware.RateLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # X-Frame-Options: DENY on the docs page too (manage_public.py check --deploy, W002).
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# The public API authenticates by bearer token only, never by cookie: there is no session
+# for a cross-site request to ride on, so no CSRF middleware (docs/operations.md).
+SILENCED_SYSTEM_CHECKS = ["security.W003"]
 
 # Only for the OpenAPI docs page (/api/docs/); the API itself renders JSON.
 TEMPLATES = [
@@ -35,8 +40,7 @@ REST_FRAMEWORK = {
 
 # Requests per client IP, counted in Redis so the limit holds across processes.
 PUBLIC_RATE_LIMIT = env("PUBLIC_RATE_LIMIT", "100/m")
-# X-Forwarded-For is believed only when the direct peer is one of these proxies.
-TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+# X-Forwarded-For is believed only when the direct peer is one of TRUSTED_PROXIES (base).
 
 # The pub/sub layer, chosen by measurement (docs/performance.md, "Sockets at scale"): it
 # keeps group members in each process's memory and holds two Redis connections per
