@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _seed(*args: str) -> str:
     out = StringIO()
-    call_command("seed_demo", "--password", "demo-pass-123", *args, stdout=out)
+    call_command("seed_demo", "--force", "--password", "demo-pass-123", *args, stdout=out)
     return out.getvalue()
 
 

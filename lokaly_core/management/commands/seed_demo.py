@@ -1,12 +1,19 @@
 """``manage_admin.py seed_demo``: demo stores, products, stock, accounts and couriers
-(online, with a location near a store), safe to re-run."""
+(online, with a location near a store), safe to re-run.
+
+With DEBUG off (a production-like deployment) it refuses unless ``--force`` is given, and
+then never uses the documented demo password: each account gets a random one (or
+``--password``, if given and not the documented one), printed once. A re-run resets them.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -39,6 +46,8 @@ ACCOUNTS = [
 ]
 
 
+DOCUMENTED_PASSWORD = "lokaly-demo-pass"  # noqa: S105 - the development one, refused here
+
 # Where the demo couriers start (a few hundred metres from the stores).
 COURIER_LOCATIONS = {
     "courier@lokaly.test": (52.3731, 4.8922),
@@ -55,8 +64,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
             "--password",
-            default=os.environ.get("DEMO_PASSWORD", "lokaly-demo-pass"),
-            help="Password of every demo account (default: DEMO_PASSWORD or lokaly-demo-pass).",
+            default=None,
+            help=(
+                "Password of every demo account (default: DEMO_PASSWORD or lokaly-demo-pass; "
+                "with DEBUG off and --force: a random one per account)."
+            ),
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run with DEBUG off too (the accounts then get random passwords, printed).",
         )
         parser.add_argument(
             "--stock", type=int, default=100, help="Units of each product per store."
@@ -67,8 +84,33 @@ class Command(BaseCommand):
             help="Leave the demo couriers off shift (default: online, so orders get a courier).",
         )
 
-    @transaction.atomic
+    def _passwords(self, options: dict[str, Any]) -> dict[str, str]:
+        """Each demo account's password. In DEBUG: --password, DEMO_PASSWORD or the
+        documented one; with DEBUG off (and --force): random, or a --password that is not
+        the documented one."""
+        if settings.DEBUG:
+            chosen = options["password"] or os.environ.get("DEMO_PASSWORD") or DOCUMENTED_PASSWORD
+            return {email: chosen for email, _name, _role in ACCOUNTS}
+        if not options["force"]:
+            raise CommandError(
+                "DEBUG is off: seed_demo would create staff accounts (superadmin@lokaly.test) "
+                "with known emails. If you really want demo data here, run it again with "
+                "--force; each account then gets a random password, printed once."
+            )
+        chosen = options["password"]
+        if chosen == DOCUMENTED_PASSWORD:
+            raise CommandError(
+                f"DEBUG is off: the documented demo password ({DOCUMENTED_PASSWORD}) is refused; "
+                "leave --password out for random ones."
+            )
+        return {email: chosen or secrets.token_urlsafe(16) for email, _name, _role in ACCOUNTS}
+
     def handle(self, *args: Any, **options: Any) -> None:
+        passwords = self._passwords(options)
+        with transaction.atomic():
+            self._seed(options, passwords)
+
+    def _seed(self, options: dict[str, Any], passwords: dict[str, str]) -> None:
         products = [
             Product.objects.update_or_create(
                 sku=sku, defaults={"name": name, "price_cents": price, "currency": "EUR"}
@@ -86,10 +128,10 @@ class Command(BaseCommand):
         for email, name, role in ACCOUNTS:
             user = User.objects.filter(email=email).first()
             if user is None:
-                user = User.objects.create_user(email, options["password"], name=name, role=role)
+                user = User.objects.create_user(email, passwords[email], name=name, role=role)
             user.role = role
             user.is_superuser = role == Role.SUPER_ADMIN
-            user.set_password(options["password"])
+            user.set_password(passwords[email])
             user.save()
             if email in COURIER_LOCATIONS:
                 lat, lng = COURIER_LOCATIONS[email]
@@ -106,6 +148,6 @@ class Command(BaseCommand):
         )
         self.stdout.write("Accounts (email / password / role):")
         for email, _name, role in ACCOUNTS:
-            self.stdout.write(f"  {email} / {options['password']} / {role}")
+            self.stdout.write(f"  {email} / {passwords[email]} / {role}")
         shift = "off shift" if options["offline"] else "online"
         self.stdout.write(f"Couriers: {len(COURIER_LOCATIONS)}, {shift}, located near the stores.")
