@@ -123,6 +123,10 @@ def test_out_of_stock_order_notifies_the_customer_once_even_when_replayed(
 
 # -- senders -----------------------------------------------------------------------------
 
+# The local receivers here speak plain HTTP (allowed in DEBUG only; tests/security/
+# test_webhooks_signing.py checks the signature and the https and redirect rules).
+LOCAL_WEBHOOK: dict[str, Any] = {"secret": "s" * 32, "allow_http": True}
+
 
 def test_sender_is_the_log_unless_a_webhook_is_configured(settings) -> None:
     settings.NOTIFICATION_WEBHOOK_URL = ""
@@ -130,6 +134,7 @@ def test_sender_is_the_log_unless_a_webhook_is_configured(settings) -> None:
 
     settings.NOTIFICATION_WEBHOOK_URL = "https://push.example.test/hook"
     settings.NOTIFICATION_WEBHOOK_TIMEOUT_S = 3
+    settings.WEBHOOK_SIGNING_SECRET = "s" * 32
     sender = get_sender()
     assert isinstance(sender, WebhookSender)
     assert (sender.url, sender.timeout) == ("https://push.example.test/hook", 3.0)
@@ -239,7 +244,7 @@ def notifier() -> Iterator[Any]:
 def test_webhook_receives_the_notification_as_json_and_it_is_marked_sent(customer, webhook) -> None:
     note = _pending(customer)
 
-    assert send_due(WebhookSender(webhook.url, timeout=5)) == 1
+    assert send_due(WebhookSender(webhook.url, timeout=5, **LOCAL_WEBHOOK)) == 1
 
     assert webhook.bodies == [
         {
@@ -266,7 +271,7 @@ def test_webhook_failing_twice_is_sent_on_the_third_attempt(
     note = _pending(customer)
 
     # when the worker's sender thread runs
-    notifier(WebhookSender(webhook.url, timeout=5))
+    notifier(WebhookSender(webhook.url, timeout=5, **LOCAL_WEBHOOK))
 
     # then the third attempt delivered it
     wait_until(lambda: Notification.objects.filter(pk=note.pk, send_status="sent").exists())
@@ -284,7 +289,7 @@ def test_unreachable_webhook_fails_the_notification_after_the_last_attempt(
         port = probe.getsockname()[1]
     note = _pending(customer)
 
-    notifier(WebhookSender(f"http://127.0.0.1:{port}/notify", timeout=2))
+    notifier(WebhookSender(f"http://127.0.0.1:{port}/notify", timeout=2, **LOCAL_WEBHOOK))
 
     wait_until(lambda: Notification.objects.filter(pk=note.pk, send_status="failed").exists())
     note.refresh_from_db()
@@ -299,7 +304,7 @@ def test_orders_are_confirmed_while_the_webhook_hangs(
     # given a receiver that does not answer, and the sender stuck waiting on it
     webhook.hold = threading.Event()
     _pending(customer)
-    sender_thread = notifier(WebhookSender(webhook.url, timeout=20))
+    sender_thread = notifier(WebhookSender(webhook.url, timeout=20, **LOCAL_WEBHOOK))
     wait_until(lambda: Notification.objects.filter(next_send_at__gt=timezone.now()).exists())
 
     # when orders are placed
