@@ -25,6 +25,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from lokaly_core.conf.env import env
 
 
+def _uvicorn_proxy_options() -> list[str]:
+    """X-Forwarded-For / -Proto believed from TRUSTED_PROXIES only (uvicorn's default
+    trusts 127.0.0.1, so a local proxy's client could claim any address); none when empty."""
+    if not settings.TRUSTED_PROXIES:
+        return ["--no-proxy-headers"]
+    return ["--proxy-headers", "--forwarded-allow-ips", ",".join(settings.TRUSTED_PROXIES)]
+
+
 class Command(BaseCommand):
     help = "Apply migrations (under an advisory lock), then run this project's server."
 
@@ -91,6 +99,7 @@ class Command(BaseCommand):
                 "--ws",
                 server.get("ws", "websockets-sansio"),
                 "--no-access-log",
+                *_uvicorn_proxy_options(),
                 "--timeout-graceful-shutdown",
                 "10",
                 "--log-level",
@@ -110,6 +119,9 @@ class Command(BaseCommand):
                 "4",
                 "--graceful-timeout",
                 "10",
+                # X-Forwarded-Proto (the scheme) believed from TRUSTED_PROXIES only.
+                "--forwarded-allow-ips",
+                ",".join(settings.TRUSTED_PROXIES),
                 "--log-level",
                 "warning",
             ]
