@@ -1,6 +1,6 @@
 """Every ORM model of the ``core`` app, defined per business area and gathered here."""
 
-from lokaly_core.accounts.models import Role, UsedRefreshToken, User
+from lokaly_core.accounts.models import LoginSession, Role, UsedRefreshToken, User
 from lokaly_core.catalog.models import Product, Store
 from lokaly_core.delivery.models import CourierState, Delivery, DispatchTask
 from lokaly_core.inventory.models import Stock, StockAdjustment
@@ -15,6 +15,7 @@ __all__ = [
     "DispatchTask",
     "Notification",
     "IdempotencyKey",
+    "LoginSession",
     "Order",
     "OrderLine",
     "OrderStatusChange",

@@ -4,6 +4,12 @@ django-ratelimit's fixed windows and keys (``_get_window``, ``_make_cache_key``:
 survives a deploy of this code mid-window), counted by one Lua script: one Redis command
 per request where ``get_usage`` sent three (``SET NX``, then Django's ``incr``, an
 ``EXISTS`` and an ``INCR``).
+
+The same script answers the session check of a request with a bearer token (its
+session's revocation marker and the markers' sentinel, ``accounts.session_store``): the
+answer is stashed on the request for ``RealmJWTAuthentication``, so a request costs one
+Redis round trip for both. An IPv6 client is counted per /64 network (one host usually
+holds a whole /64).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from django.http import HttpRequest, HttpResponse
 from django_ratelimit import ALL
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate
 
+from lokaly_core.accounts import session_store
+from lokaly_core.accounts.tokens import PUBLIC, bearer_token, peek_sid
 from lokaly_core.web.errors import error_response
 
 logger = logging.getLogger("lokaly.ratelimit")
@@ -49,38 +57,76 @@ def client_ip_of(peer: str, forwarded: str) -> str:
     return peer
 
 
+def limit_key(ip: str) -> str:
+    """What the IP limit counts: the address, or for IPv6 its /64 network."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 GROUP = "public-api"
-# The window's count, created with the window's expiry (django-ratelimit's ``cache.add``).
+# The window's count, created with the window's expiry (django-ratelimit's ``cache.add``);
+# with two more keys (a session's revocation marker and the sentinel), their existence too.
 _COUNT_SCRIPT = """
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return count
+if #KEYS == 1 then return count end
+return {count, redis.call('EXISTS', KEYS[2]), redis.call('EXISTS', KEYS[3])}
 """
 _scripts: dict[int, Any] = {}
 
 
 def count_request(request: HttpRequest) -> dict[str, Any] | None:
     """Count the request in its client IP's window: ``get_usage``'s answer
-    (``count``, ``limit``, ``should_limit``, ``time_left``), or None when disabled."""
-    return count_ip(client_ip(request))
+    (``count``, ``limit``, ``should_limit``, ``time_left``), or None when disabled.
+
+    With a bearer token carrying a session id, the same round trip fetches the session's
+    revocation state, stashed on the request (``session_store.REQUEST_ATTR``)."""
+    return count_ip(client_ip(request), request=request)
 
 
-def count_ip(value: str) -> dict[str, Any] | None:
-    """``count_request`` for the client IP ``value`` (socket handshakes count here too)."""
+def count_ip(value: str, *, request: HttpRequest | None = None) -> dict[str, Any] | None:
+    """``count_request`` for the client IP ``value`` (socket handshakes count here too);
+    an IPv6 address counts for its /64 network."""
     if not getattr(settings, "RATELIMIT_ENABLE", True):
         return None
+    value = limit_key(value)
     rate = settings.PUBLIC_RATE_LIMIT
     limit, period = _split_rate(rate)
     window = _get_window(value, period)
     cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
     key = cache.make_and_validate_key(_make_cache_key(GROUP, window, rate, value, ALL))
-    count = int(_script(cache)(keys=[key], args=[period + EXPIRATION_FUDGE]))
+    # The session check rides along when both live on the same Redis (the default cache).
+    sid = None
+    if request is not None and cache is caches["default"]:
+        sid = _request_sid(request)
+    keys = [key] if sid is None else [key, *session_store.check_keys(sid)]
+    answer = _script(cache)(keys=keys, args=[period + EXPIRATION_FUDGE])
+    if sid is None:
+        count = int(answer)
+    else:
+        count = int(answer[0])
+        setattr(request, session_store.REQUEST_ATTR, (sid, int(answer[1]), int(answer[2])))
     return {
         "count": count,
         "limit": limit,
         "should_limit": count > limit,
         "time_left": window - int(time.time()),
     }
+
+
+def _request_sid(request: HttpRequest) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION")
+    if not header:
+        return None
+    raw = bearer_token(header)
+    return None if raw is None else peek_sid(PUBLIC, raw)
 
 
 def _script(cache: Any) -> Any:

@@ -9,6 +9,8 @@ urlpatterns = [
     path("api/auth/register", views.RegisterApi.as_view()),
     path("api/auth/token", views.TokenApi.as_view()),
     path("api/auth/token/refresh", views.TokenRefreshApi.as_view()),
+    path("api/auth/logout", views.LogoutApi.as_view()),
+    path("api/auth/password", views.PasswordApi.as_view()),
     path("api/me", views.MeApi.as_view()),
     path("api/stores", views.StoreListApi.as_view()),
     path("api/stores/<uuid:store_id>/products", views.StoreProductListApi.as_view()),

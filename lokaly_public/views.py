@@ -6,16 +6,21 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lokaly_core.accounts import lockout, session_store
 from lokaly_core.accounts.models import Role, User
-from lokaly_core.accounts.tokens import PUBLIC, issue_pair, rotate_refresh
+from lokaly_core.accounts.services import EmailTaken, user_create
+from lokaly_core.accounts.tokens import PUBLIC, issue_pair, logout, rotate_refresh
 from lokaly_core.catalog.selectors import active_stores, store_products
 from lokaly_core.domain.model.orders import Actor, Order
 from lokaly_core.domain.services import PlaceOrder, order_cancel, place_order
@@ -41,24 +46,45 @@ class RegisterApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = s.RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = User.objects.create_user(role=Role.CUSTOMER, **serializer.validated_data)
+        try:
+            # The service handles two sign-ups of one email at once (the unique index).
+            user = user_create(role=Role.CUSTOMER, **serializer.validated_data)
+        except EmailTaken as exc:  # the same answer as the serializer's check
+            raise ApiError(
+                400, "validation_error", "The request has invalid fields.", exc.details
+            ) from exc
         return Response(_user_dict(user), status=status.HTTP_201_CREATED)
+
+
+LOCKOUT = (
+    "After `LOGIN_MAX_FAILURES` (5) failed logins for one email within "
+    "`LOGIN_FAILURE_WINDOW_SECONDS` (900), counted across every login path of both APIs "
+    "and the admin site, every attempt for that email is 429 `rate_limited` with "
+    "`Retry-After` until the window has passed; a successful login clears the count."
+)
 
 
 class TokenApi(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=s.CredentialsSerializer, responses={200: s.TokenPairSerializer})
+    @extend_schema(
+        request=s.CredentialsSerializer,
+        responses={
+            200: s.TokenPairSerializer,
+            401: OpenApiResponse(description="Wrong credentials, or not a public account."),
+            429: OpenApiResponse(description="Too many failed logins for this account."),
+        },
+        description=f"Starts a session (contract v1.1). {LOCKOUT}",
+    )
     def post(self, request: Request) -> Response:
         serializer = s.CredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = authenticate(
-            request,
-            username=serializer.validated_data["email"].strip().lower(),
-            password=serializer.validated_data["password"],
-        )
+        email = serializer.validated_data["email"].strip().lower()
+        user = authenticate(request, username=email, password=serializer.validated_data["password"])
         if user is None or user.role not in PUBLIC.roles:
+            if user is not None:  # right password, wrong API: counted like a wrong one
+                lockout.record_failure(email)
             raise ApiError(401, "not_authenticated", "Email or password is wrong.")
         return Response(issue_pair(PUBLIC, user))
 
@@ -67,11 +93,81 @@ class TokenRefreshApi(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=s.RefreshSerializer, responses={200: s.TokenPairSerializer})
+    @extend_schema(
+        request=s.RefreshSerializer,
+        responses={200: s.TokenPairSerializer},
+        description=(
+            "Exchange a refresh token for a new pair of the same session. Each refresh token "
+            "works once: reusing one is 401 `token_invalid` and ends its whole session."
+        ),
+    )
     def post(self, request: Request) -> Response:
         serializer = s.RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(rotate_refresh(PUBLIC, serializer.validated_data["refresh"]))
+
+
+class LogoutApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=s.RefreshSerializer,
+        responses={204: None, 401: OpenApiResponse(description="Not a valid refresh token.")},
+        description=(
+            "Ends the session of this refresh token: its access and refresh tokens stop "
+            "working; the account's other sessions keep theirs."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        serializer = s.RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        logout(PUBLIC, serializer.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordApi(APIView):
+    permission_classes = [IsCustomerOrCourier]
+
+    @extend_schema(
+        request=s.PasswordChangeSerializer,
+        responses={200: s.TokenPairSerializer},
+        description=(
+            "Change the password: answers a new pair in a new session, and every other "
+            "session of the account (the caller's current one too) ends. A wrong "
+            "`current_password` is 400 `validation_error` and counts as a failed login."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        serializer = s.PasswordChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        me = caller(request)
+        checked = authenticate(
+            request, username=me.email, password=serializer.validated_data["current_password"]
+        )
+        if checked is None or checked.pk != me.pk:
+            raise ApiError(
+                400,
+                "validation_error",
+                "The request has invalid fields.",
+                {"current_password": ["The current password is wrong."]},
+            )
+        new_password = serializer.validated_data["new_password"]
+        try:
+            validate_password(new_password, checked)
+        except DjangoValidationError as exc:
+            raise ApiError(
+                400,
+                "validation_error",
+                "The request has invalid fields.",
+                {"new_password": list(exc.messages)},
+            ) from exc
+        with transaction.atomic():
+            checked.set_password(new_password)
+            checked.save(update_fields=["password"])
+            session_store.sessions_revoke_all(checked.pk, reason="password_changed")
+            pair = issue_pair(PUBLIC, checked)
+        return Response(pair)
 
 
 class MeApi(APIView):

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import OperationalError, connection
 from rest_framework.test import APIClient
 
+from lokaly_core.accounts import session_store
 from lokaly_core.accounts.models import Role, User
 from lokaly_core.accounts.tokens import PUBLIC, issue_pair
 from lokaly_core.conf import servers
@@ -106,6 +107,8 @@ def _clean_redis(request: pytest.FixtureRequest) -> None:
     """
     if "domain" not in request.node.path.parts:
         _delete_test_keys(get_redis())
+        # Redis empty and no session revoked yet: its session markers are complete.
+        session_store.mark_warm()
 
 
 def _delete_test_keys(client: Any) -> None:

@@ -1,4 +1,6 @@
-"""Admin API: staff login and token refresh (ADMIN realm: its own secret and audience)."""
+"""Admin API: staff login, token refresh and logout (ADMIN realm: its own secret and
+audience). The failed-login lockout is the authentication backend's
+(``lokaly_core.accounts.lockout``), shared with the public API and the admin site."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lokaly_admin import throttle
-from lokaly_core.accounts.tokens import ADMIN, issue_pair, rotate_refresh
+from lokaly_core.accounts import lockout
+from lokaly_core.accounts.tokens import ADMIN, issue_pair, logout, rotate_refresh
 from lokaly_core.web.errors import ApiError
 
 
@@ -31,9 +33,11 @@ class TokenPairSerializer(serializers.Serializer):
 
 
 LOCKOUT = (
-    "After 5 failed logins for one email within 15 minutes, every attempt for that email "
-    "is 429 `rate_limited` with `Retry-After` until the 15 minutes have passed; a "
-    "successful login clears the count."
+    "After `LOGIN_MAX_FAILURES` (5) failed logins for one email within "
+    "`LOGIN_FAILURE_WINDOW_SECONDS` (900), counted across every login path of both APIs "
+    "and the admin site (`/admin/login/`), every attempt for that email is 429 "
+    "`rate_limited` with `Retry-After` until the window has passed; a successful login "
+    "clears the count."
 )
 
 
@@ -54,12 +58,11 @@ class TokenApi(APIView):
         serializer = CredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         email = serializer.validated_data["email"].strip().lower()
-        throttle.ensure_not_locked(email)
         user = authenticate(request, username=email, password=serializer.validated_data["password"])
         if user is None or user.role not in ADMIN.roles:
-            throttle.record_failure(email)
+            if user is not None:  # right password, not a staff account: counted as wrong
+                lockout.record_failure(email)
             raise ApiError(401, "not_authenticated", "Email or password is wrong.")
-        throttle.reset(email)
         return Response(issue_pair(ADMIN, user))
 
 
@@ -71,8 +74,9 @@ class TokenRefreshApi(APIView):
         request=RefreshSerializer,
         responses={200: TokenPairSerializer},
         description=(
-            "Exchange an admin refresh token for a new pair. Each refresh token works once; "
-            "a public refresh token, a used one or one of a deactivated account is 401."
+            "Exchange an admin refresh token for a new pair of the same session. Each "
+            "refresh token works once: reusing one is 401 and ends its whole session; a "
+            "public refresh token or one of a deactivated account is 401."
         ),
     )
     def post(self, request: Request) -> Response:
@@ -81,7 +85,27 @@ class TokenRefreshApi(APIView):
         return Response(rotate_refresh(ADMIN, serializer.validated_data["refresh"]))
 
 
+class LogoutApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=RefreshSerializer,
+        responses={204: None, 401: OpenApiResponse(description="Not a valid admin refresh token.")},
+        description=(
+            "Ends the session of this refresh token: its access and refresh tokens stop "
+            "working; the account's other sessions keep theirs."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        logout(ADMIN, serializer.validated_data["refresh"])
+        return Response(status=204)
+
+
 urlpatterns = [
     path("api/admin/auth/token", TokenApi.as_view()),
     path("api/admin/auth/token/refresh", TokenRefreshApi.as_view()),
+    path("api/admin/auth/logout", LogoutApi.as_view()),
 ]

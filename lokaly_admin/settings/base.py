@@ -51,10 +51,6 @@ ADMIN_JWT_SECRET = secret("ADMIN_JWT_SECRET", debug=DEBUG)
 JWT_ACCESS_TTL_SECONDS = env_int("ADMIN_JWT_ACCESS_TTL_SECONDS", 15 * 60)
 JWT_REFRESH_TTL_SECONDS = env_int("ADMIN_JWT_REFRESH_TTL_SECONDS", 24 * 3600)
 
-# Failed-login lockout per staff account (lokaly_admin/throttle.py).
-ADMIN_LOGIN_MAX_FAILURES = env_int("ADMIN_LOGIN_MAX_FAILURES", 5)
-ADMIN_LOGIN_WINDOW_SECONDS = env_int("ADMIN_LOGIN_WINDOW_SECONDS", 15 * 60)
-
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
     "DEFAULT_AUTHENTICATION_CLASSES": ["lokaly_core.accounts.tokens.AdminJWTAuthentication"],

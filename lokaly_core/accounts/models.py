@@ -80,3 +80,36 @@ class UsedRefreshToken(models.Model):
 
     def __str__(self) -> str:
         return self.jti
+
+
+class SessionRealm(models.TextChoices):
+    PUBLIC = "public", "Public API"
+    ADMIN = "admin", "Admin API"
+
+
+class LoginSession(models.Model):
+    """One login (contract v1.1, "Sessions and logins"): every token pair issued from it,
+    through any number of refreshes, carries its id as the ``sid`` claim. Revoked sessions
+    keep their row (``revoked_at``): PostgreSQL is what the Redis revocation markers are
+    re-warmed from after a Redis flush (``session_store``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="login_sessions")
+    realm = models.CharField(max_length=10, choices=SessionRealm.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "revoked_at"], name="login_session_user_idx"),
+            # The re-warm after a Redis flush reads the sessions revoked lately.
+            models.Index(
+                fields=["revoked_at"],
+                name="login_session_revoked_idx",
+                condition=models.Q(revoked_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.realm} session {self.id}"

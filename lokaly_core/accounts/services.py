@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 
+from lokaly_core.accounts import revocation
 from lokaly_core.accounts.models import STAFF_ROLES, Role, User
 from lokaly_core.domain.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 
@@ -57,7 +58,7 @@ def couriers_all() -> QuerySet[User]:
 
 def courier_set_active(*, courier_id: UUID, is_active: bool) -> User:
     """Activate or deactivate a courier; a deactivated courier's tokens stop working at once
-    (authentication loads only active users)."""
+    (authentication loads only active users) and its open sockets are told to look again."""
     with transaction.atomic():
         courier = couriers_all().select_for_update().filter(pk=courier_id).first()
         if courier is None:
@@ -65,6 +66,8 @@ def courier_set_active(*, courier_id: UUID, is_active: bool) -> User:
         if courier.is_active != is_active:
             courier.is_active = is_active
             courier.save(update_fields=["is_active"])
+            if not is_active:
+                revocation.announce_account_change(courier.pk, reason="deactivated")
     return courier
 
 
@@ -109,7 +112,14 @@ def staff_update(
         stays_super = new_role == Role.SUPER_ADMIN and new_active
         if member.pk in supers and not stays_super and len(supers) == 1:
             raise LastSuperAdmin()
+        changed_role, deactivated = new_role != member.role, member.is_active and not new_active
         member.role, member.is_active = new_role, new_active
         member.is_superuser = new_role == Role.SUPER_ADMIN
         member.save(update_fields=["role", "is_active", "is_superuser"])
+        # Tokens carry the role: a role change ends them on the next request, and the
+        # account's open sockets are told to look again.
+        if deactivated:
+            revocation.announce_account_change(member.pk, reason="deactivated")
+        elif changed_role:
+            revocation.announce_account_change(member.pk, reason="role_changed")
     return member

@@ -8,6 +8,8 @@ same (the audience differs).
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
+from lokaly_core.accounts import session_store
 from lokaly_core.accounts.models import PUBLIC_ROLES, STAFF_ROLES, UsedRefreshToken, User
 
 # How far past its expiry a token is still taken (clocks differ).
@@ -70,10 +73,40 @@ _REFRESH = {
 }
 
 
-def issue_pair(realm: Realm, user: User) -> dict[str, str]:
+def issue_pair(realm: Realm, user: User, *, session_id: object | None = None) -> dict[str, str]:
+    """A new token pair of ``user`` in ``session_id``'s session, or in a new session (a
+    login). Both tokens carry ``sid`` (the access token copies the refresh token's claims)."""
+    if session_id is None:
+        session_id = session_store.session_start(user, realm.name).pk
     refresh = _REFRESH[realm.name].for_user(user)
     refresh["role"] = user.role
+    refresh["sid"] = str(session_id)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}  # type: ignore[attr-defined]
+
+
+def peek_sid(realm: Realm, raw: str) -> str | None:
+    """The ``sid`` claim of an access token *without verifying it*: which revocation marker
+    to fetch in the same Redis round trip as the rate limiter's counter, before the
+    authentication class verifies the token (and compares the sid it verified with this
+    one). A token verified before answers from the verified cache."""
+    payload = _VERIFIED.get((realm.name, getattr(settings, realm.secret_setting), raw))
+    if payload is None:
+        try:
+            segment = raw.split(".")[1]
+            payload = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        except (IndexError, ValueError, TypeError):
+            return None
+        if not isinstance(payload, dict):
+            return None
+    sid = payload.get("sid")
+    return sid if isinstance(sid, str) and len(sid) <= 64 else None
+
+
+def bearer_token(header: str) -> str | None:
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        return None
+    return raw.strip()
 
 
 # Access tokens already verified, by (realm, signing key, token): a client sends the same
@@ -104,23 +137,66 @@ def validate_access(realm: Realm, raw: str) -> dict[str, Any]:
     return dict(payload)
 
 
-def rotate_refresh(realm: Realm, raw: str) -> dict[str, str]:
-    """Exchange a refresh token for a new pair; each refresh token works once."""
+def validate_refresh(realm: Realm, raw: str) -> Token:
+    """A valid refresh token of ``realm`` (signature, audience, expiry); raises
+    ``InvalidToken`` otherwise."""
     try:
-        refresh = _REFRESH[realm.name](raw)  # type: ignore[arg-type]
+        return _REFRESH[realm.name](raw)  # type: ignore[arg-type]
     except TokenError as exc:
         raise InvalidToken(str(exc)) from exc
-    user_id = refresh.payload.get("user_id")
-    user = None if user_id is None else User.objects.filter(pk=user_id, is_active=True).first()
-    if user is None or user.role not in realm.roles:
-        raise InvalidToken("The account behind this token is not active here.")
+
+
+def _mark_used(refresh: Token) -> bool:
+    """Record the refresh token as exchanged; False when it already was."""
     expires_at = datetime.fromtimestamp(refresh["exp"], tz=UTC)
     _, created = UsedRefreshToken.objects.get_or_create(
         jti=refresh["jti"], defaults={"expires_at": expires_at}
     )
-    if not created:
+    return created
+
+
+def rotate_refresh(realm: Realm, raw: str) -> dict[str, str]:
+    """Exchange a refresh token for a new pair of the same session; each refresh token
+    works once, and reusing one revokes its whole session (contract v1.1). A refresh token
+    without ``sid`` (issued by an earlier build) is exchanged into a new session."""
+    refresh = validate_refresh(realm, raw)
+    user_id = refresh.payload.get("user_id")
+    user = None if user_id is None else User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None or user.role not in realm.roles:
+        raise InvalidToken("The account behind this token is not active here.")
+    sid = refresh.payload.get("sid")
+    if not _mark_used(refresh):
+        if sid is not None:
+            session_store.session_revoke(sid, reason="refresh_reused")
         raise InvalidToken("This refresh token was already used.")
-    return issue_pair(realm, user)
+    if sid is not None and session_store.session_revoked(str(sid)):
+        raise InvalidToken("This session has ended.")
+    return issue_pair(realm, user, session_id=sid)
+
+
+def logout(realm: Realm, raw: str) -> None:
+    """End the session of a refresh token of ``realm`` (idempotent for a session already
+    ended). A token without ``sid`` is only marked used."""
+    refresh = validate_refresh(realm, raw)
+    sid = refresh.payload.get("sid")
+    _mark_used(refresh)
+    if sid is not None:
+        sid_uuid, user_uuid = _uuid_or_none(sid), _uuid_or_none(refresh.get("user_id"))
+        session = None
+        if sid_uuid is not None and user_uuid is not None:
+            session = session_store.LoginSession.objects.filter(
+                pk=sid_uuid, realm=realm.name, user_id=user_uuid
+            ).first()
+        if session is None:
+            raise InvalidToken("No such session.")
+        session_store.session_revoke(session.pk, reason="logout")
+
+
+def _uuid_or_none(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 # In the model's field order, as ``Model.from_db`` expects the values.
@@ -162,12 +238,20 @@ class RealmJWTAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
-        scheme, _, raw = header.partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
+        raw = bearer_token(header)
+        if raw is None:
             raise InvalidToken("Use 'Authorization: Bearer <access token>'.")
-        payload = validate_access(self.realm, raw.strip())
+        payload = validate_access(self.realm, raw)
+        sid = payload.get("sid")
+        # Tokens of an earlier build carry no sid: they work until they expire.
+        if sid is not None:
+            http_request = getattr(request, "_request", request)
+            stashed = getattr(http_request, session_store.REQUEST_ATTR, None)
+            if session_store.session_revoked(str(sid), stashed):
+                raise InvalidToken("This session has ended.")
         user = active_user(payload.get("user_id"))
-        if user is None or user.role not in self.realm.roles:
+        # The role is compared with the token's: a role change ends the account's tokens.
+        if user is None or user.role not in self.realm.roles or user.role != payload.get("role"):
             raise InvalidToken("The account behind this token is not active here.")
         return user, payload
 

@@ -53,7 +53,11 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("POST", "/api/admin/events/dead-letters/{entry}/discard", "events.replay"),
 ]
 # Open to anyone (they issue the tokens): not behind RolePermission.
-AUTH_ENDPOINTS = [("POST", "/api/admin/auth/token"), ("POST", "/api/admin/auth/token/refresh")]
+AUTH_ENDPOINTS = [
+    ("POST", "/api/admin/auth/token"),
+    ("POST", "/api/admin/auth/token/refresh"),
+    ("POST", "/api/admin/auth/logout"),
+]
 # The contract's "no (403)" rows for admin: the staff rows and dead-letter replay/discard.
 CONTRACT_SUPER_ADMIN_ONLY = {
     ("GET", "/api/admin/staff"),

@@ -9,7 +9,7 @@ from tests.schema_client import GeneratedClient, generate_client, page_operation
 # The generated client's operation modules (one tag, "admin"): part of the admin contract.
 OPERATIONS = {
     "admin": {
-        "admin_auth_token_create", "admin_auth_token_refresh_create",
+        "admin_auth_token_create", "admin_auth_token_refresh_create", "admin_auth_logout_create",
         "admin_orders_list", "admin_orders_retrieve", "admin_orders_cancel_create",
         "admin_orders_picking_start_create", "admin_orders_picking_complete_create",
         "admin_stores_list", "admin_stores_create", "admin_stores_partial_update",
