@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import DataError
 from django.db.models import F, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -17,7 +18,7 @@ from lokaly_admin.admin.formatting import money
 from lokaly_admin.admin.permissions import ReadOnlyInline, RoleActionsMixin, role_allows
 from lokaly_core.catalog.models import Product, Store
 from lokaly_core.domain.errors import DomainError, ValidationFailed
-from lokaly_core.domain.inventory import MAX_REASON_LENGTH, stock_adjust
+from lokaly_core.domain.inventory import MAX_DELTA, MAX_REASON_LENGTH, stock_adjust
 from lokaly_core.inventory.models import Stock, StockAdjustment
 from lokaly_core.orders.uow import DjangoUnitOfWork
 
@@ -62,7 +63,9 @@ class StockAdjustmentInline(ReadOnlyInline, admin.TabularInline):
 
 class StockAdjustForm(forms.Form):
     delta = forms.IntegerField(
-        help_text="Units to add (a delivery) or, negative, to take away (breakage, a count)."
+        min_value=-MAX_DELTA,
+        max_value=MAX_DELTA,
+        help_text="Units to add (a delivery) or, negative, to take away (breakage, a count).",
     )
     reason = forms.CharField(max_length=MAX_REASON_LENGTH, widget=forms.TextInput({"size": 60}))
 
@@ -148,6 +151,9 @@ class StockAdmin(RoleActionsMixin, admin.ModelAdmin):
             return False
         except DomainError as exc:
             self.message_user(request, f"Not adjusted: {exc.message}", messages.ERROR)
+            return False
+        except DataError:  # on_hand past the integer column's range (the API: 409)
+            form.add_error("delta", "On hand would exceed the largest quantity a store can hold.")
             return False
         self.log_change(request, stock, f"Adjusted by {delta:+d}: {form.cleaned_data['reason']}")
         self.message_user(

@@ -5,6 +5,12 @@ models, and proxies of a migrated model need a migration of their own. Each role
 only the kinds its RBAC actions allow (staff: super admins only), as on the admin API.
 Passwords go through Django's usual admin forms (hashed, a separate change-password
 page); the email address is the username.
+
+As on the admin API, an ``admin`` may only activate or deactivate a courier: the email,
+name, role and password of an existing account are a super admin's to change (the
+password page refuses anyone else). Role and active-flag changes go through
+``lokaly_core.accounts.services`` (``staff_update``, ``courier_set_active``), which keep
+``is_superuser`` in step with the role and tell the account's sockets.
 """
 
 from __future__ import annotations
@@ -15,11 +21,19 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from lokaly_admin.admin.permissions import role_allows
-from lokaly_core.accounts.models import Role, User
+from lokaly_core.accounts import revocation, services
+from lokaly_core.accounts.models import STAFF_ROLES, Role, User
+
+# Staff carry no Django groups or model permissions (permissions.py): no Group section.
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
 
 # Which RBAC action reads / writes the accounts of each role. Customers manage
 # themselves on the public API, so no staff role writes them.
@@ -147,6 +161,59 @@ class AccountAdmin(UserAdmin):
             },
         ),
     )
+
+    def _only_activates(self, request: HttpRequest, obj: Any | None) -> bool:
+        """An existing account this staff member may only (de)activate: not super admin."""
+        return obj is not None and not role_allows(request, "staff.write")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any | None = None) -> Any:
+        if self._only_activates(request, obj):
+            # No password field, so no link to the password page either.
+            return (
+                (None, {"fields": ("email",)}),
+                ("Account", {"fields": ("name", "role", "is_active")}),
+                ("Dates", {"fields": ("date_joined", "last_login")}),
+            )
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any | None = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if self._only_activates(request, obj):
+            return ("email", "name", "role", *readonly)
+        return readonly
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        if not role_allows(request, "staff.write"):
+            raise PermissionDenied  # the admin API does not let an admin set passwords either
+        return super().user_change_password(request, id, form_url)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.is_superuser = obj.role == Role.SUPER_ADMIN
+            super().save_model(request, obj, form, change)
+            return
+        before = User.objects.only("role", "is_active").get(pk=obj.pk)
+        role, is_active = obj.role, obj.is_active
+        with transaction.atomic():
+            other = [f for f in form.changed_data if f not in {"role", "is_active", "password"}]
+            if other:
+                obj.save(update_fields=other)
+            if before.role in STAFF_ROLES and role in STAFF_ROLES:
+                if (role, is_active) != (before.role, before.is_active):
+                    services.staff_update(staff_id=obj.pk, role=role, is_active=is_active)
+            elif before.role == role == Role.COURIER:
+                if is_active != before.is_active:
+                    services.courier_set_active(courier_id=obj.pk, is_active=is_active)
+            elif (role, is_active) != (before.role, before.is_active):
+                # A courier made staff or the reverse (a super admin's choice on this site).
+                obj.is_superuser = role == Role.SUPER_ADMIN
+                obj.save(update_fields=["role", "is_active", "is_superuser"])
+                revocation.announce_account_change(
+                    obj.pk, reason="role_changed" if role != before.role else "deactivated"
+                )
+        obj.refresh_from_db()
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         # The order counts come as one aggregate of the list's query, not one per row.

@@ -8,11 +8,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from lokaly_core.domain.inventory import MAX_REASON_LENGTH
+from lokaly_core.domain.inventory import MAX_DELTA, MAX_REASON_LENGTH
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_PRICE_CENTS = 2**31 - 1  # the column is a PostgreSQL integer
-MAX_DELTA = 1_000_000
 
 
 class FiniteFloatField(serializers.FloatField):

@@ -9,6 +9,8 @@ from lokaly_core.domain.model.inventory import StockLevel
 from lokaly_core.domain.ports import UnitOfWork
 
 MAX_REASON_LENGTH = 300
+# One adjustment moves at most this many units (the ledger's delta is a PostgreSQL integer).
+MAX_DELTA = 1_000_000
 
 
 def stock_adjust(
@@ -28,6 +30,8 @@ def stock_adjust(
     errors: dict[str, list[str]] = {}
     if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
         errors["delta"] = ["A non-zero whole number of units."]
+    elif abs(delta) > MAX_DELTA:
+        errors["delta"] = [f"At most {MAX_DELTA} units either way."]
     if not reason.strip() or len(reason) > MAX_REASON_LENGTH:
         errors["reason"] = [f"Say why, in 1 to {MAX_REASON_LENGTH} characters."]
     if errors:

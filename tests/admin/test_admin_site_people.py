@@ -139,11 +139,14 @@ def test_the_last_active_super_admin_cannot_be_demoted(staff_super_admin: User) 
     assert staff_super_admin.role == Role.SUPER_ADMIN
 
 
-def test_admin_sets_a_courier_password_on_the_password_page(site_client: Client) -> None:
+def test_super_admin_sets_a_courier_password_on_the_password_page(
+    staff_super_admin: User,
+) -> None:
+    # An admin may not (tests/admin/security/test_admin_site_security.py).
     courier = UserFactory.create(role=Role.COURIER)
     url = reverse("admin:auth_user_password_change", args=[courier.pk])
 
-    response = site_client.post(
+    response = _client(staff_super_admin).post(
         url,
         {
             "usable_password": "true",
