@@ -2,7 +2,8 @@
 
 HTTP goes either to Django's WSGI handler in a thread pool (``PUBLIC_HTTP_STACK=wsgi``,
 the default: measured faster for synchronous DRF views, docs/performance.md) or to
-Django's ASGI handler (``asgi``).
+Django's ASGI handler (``asgi``). Socket handshakes count against the client IP's rate
+limit (``lokaly_public.ws_guard``) before they reach the router.
 """
 
 import os
@@ -19,6 +20,7 @@ from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from lokaly_public.routing import websocket_urlpatterns  # noqa: E402
+from lokaly_public.ws_guard import HandshakeRateLimit  # noqa: E402
 
 http_app: Any
 if settings.PUBLIC_HTTP_STACK == "wsgi":
@@ -31,6 +33,7 @@ else:
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        # Django's middleware does not run for sockets: handshakes are rate-limited here.
+        "websocket": HandshakeRateLimit(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -3,12 +3,23 @@
 Ordering guarantee: the socket joins the order's group *before* reading the snapshot,
 remembers the last ``status_version`` it sent, drops anything not newer, and fills any
 gap from the database, so a watcher sees every change once, in order.
+
+Lifetime (contract v1.1, "Order sockets"): a socket is admitted when its token is valid,
+its account active with the token's role and its session not revoked
+(``sessions.token_still_good``), and the account holds a free socket slot
+(``ws_guard.claim_slot``); it is closed with 4401 at its token's expiry unless the client
+sent a newer token of the same account (``{"type": "auth"}``), and when told its account
+changed (``revocation``: it joins ``account_group``) and the token is no longer good.
+Handshakes are rate-limited per IP before they get here (``ws_guard.HandshakeRateLimit``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 from uuid import UUID
@@ -20,12 +31,15 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from typing_extensions import override
 
 from lokaly_core.accounts.models import Role
+from lokaly_core.accounts.revocation import account_group
+from lokaly_core.accounts.sessions import token_still_good
 from lokaly_core.accounts.tokens import PUBLIC, validate_access
 from lokaly_core.delivery.location import last_location
 from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY
 from lokaly_core.orders import selectors
 from lokaly_core.orders.realtime import order_group
 from lokaly_core.orders.tracking import WatchedOrder, watched_order
+from lokaly_public.ws_guard import CLOSE_RATE_LIMITED, claim_slot, release_slot_async
 
 logger = logging.getLogger("lokaly.ws")
 
@@ -33,6 +47,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
+CLOSE_TOO_MANY = CLOSE_RATE_LIMITED  # the account holds WS_MAX_SOCKETS_PER_USER already
 
 
 def _token_from_scope(scope: dict[str, Any]) -> str | None:
@@ -82,6 +97,30 @@ def _watch(
     return 0, watched, _last_courier_location(order_id, watched.order["delivery"])
 
 
+def _admit(
+    order_id: UUID, claims: dict[str, Any], since: int | None, channel_name: str
+) -> tuple[int, WatchedOrder | None, dict[str, Any] | None]:
+    """``_watch`` for a token still good, taking one of the account's socket slots: (0,
+    the order, the location) or (the close code, None, None). One thread hop for all."""
+    if not token_still_good(claims):
+        return CLOSE_UNAUTHENTICATED, None, None
+    user_id = str(claims.get("user_id"))
+    denied, watched, location = _watch(order_id, user_id, str(claims.get("role")), since)
+    if watched is None:
+        return denied, None, None
+    if not claim_slot(user_id, channel_name, float(claims["exp"])):
+        return CLOSE_TOO_MANY, None, None
+    return 0, watched, location
+
+
+def _renew(claims: dict[str, Any], channel_name: str) -> bool:
+    """A newer token for an open socket: good, and its slot now lasts until its expiry."""
+    if not token_still_good(claims):
+        return False
+    claim_slot(str(claims.get("user_id")), channel_name, float(claims["exp"]))
+    return True
+
+
 def _last_courier_location(
     order_id: UUID, delivery: dict[str, Any] | None
 ) -> dict[str, Any] | None:
@@ -95,7 +134,6 @@ def _last_courier_location(
     if seen is None:
         return None
     return {"type": "courier.location", "order_id": str(order_id), **seen}
-
 
 
 # Layers (per process) that hold a subscription of their own for the process's lifetime.
@@ -114,11 +152,19 @@ async def _keep_layer_listening(layer: Any) -> None:
     _LISTENING.add(id(layer))
     await layer.new_channel(prefix="lokaly-keepalive.")
 
+
 class OrderTrackingConsumer(AsyncWebsocketConsumer):
     order_id: UUID
     group: str | None = None
+    account: str | None = None  # the account's group, joined at connect
+    claims: dict[str, Any] | None = None  # the token the socket lives on
+    user_id = ""
+    holds_slot = False
+    closed = False  # closed by the server: nothing more is sent
     last_version = 0
     watching = False  # the snapshot is sent: group messages may follow
+    _expiry: asyncio.TimerHandle | None = None
+    _closing: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         await self.accept()
@@ -128,26 +174,35 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
             claims = validate_access(PUBLIC, token) if token else None
         except InvalidToken:
             claims = None
-        if claims is None:
+        if claims is None or float(claims["exp"]) <= time.time():
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         since = _since_from_scope(self.scope)
         if since is False:
             await self.close(code=CLOSE_BAD_REQUEST)
             return
-        # Join the group before reading the snapshot: a change committed meanwhile is
-        # then either in the snapshot or delivered after it (and dropped as not newer).
+        self.claims = claims
+        self.user_id = str(claims.get("user_id"))
+        # Join the groups before reading the snapshot: a change committed meanwhile is
+        # then either in the snapshot or delivered after it (and dropped as not newer);
+        # an account change committed meanwhile is either seen by the check below or
+        # announced to this socket.
         self.group = order_group(self.order_id)
+        self.account = account_group(self.user_id)
         await _keep_layer_listening(self.channel_layer)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        denied, watched, location = await database_sync_to_async(_watch)(
-            self.order_id, str(claims.get("user_id")), str(claims.get("role")), since
+        await asyncio.gather(
+            self.channel_layer.group_add(self.group, self.channel_name),
+            self.channel_layer.group_add(self.account, self.channel_name),
+        )
+        denied, watched, location = await database_sync_to_async(_admit)(
+            self.order_id, claims, since, self.channel_name
         )
         if watched is None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            self.group = None
+            await self._leave_groups()
             await self.close(code=denied)
             return
+        self.holds_slot = True
+        self._expire_at(float(claims["exp"]))
         await self._send({"type": "order.snapshot", "order": watched.order})
         for change in watched.missed:
             await self._send(
@@ -170,27 +225,90 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self.claims = None
+        holds_slot, self.holds_slot = self.holds_slot, False
+        release = [release_slot_async(self.user_id, self.channel_name)] if holds_slot else []
+        await asyncio.gather(self._leave_groups(), *release)
+
+    async def _leave_groups(self) -> None:
+        groups = [g for g in (self.group, self.account) if g]
+        self.group = self.account = None
+        await asyncio.gather(
+            *(self.channel_layer.group_discard(g, self.channel_name) for g in groups)
+        )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
             message = json.loads(text_data or bytes_data or b"")
         except (ValueError, UnicodeDecodeError):
             message = None
-        if isinstance(message, dict) and message.get("type") == "ping":
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "ping":
             await self._send({"type": "pong"})
-            return
-        await self._send(
-            {
-                "type": "error",
-                "error": {
-                    "code": "malformed_request",
-                    "message": 'The server understands {"type": "ping"} only.',
-                    "details": {},
-                },
-            }
+        elif kind == "auth" and isinstance(message, dict):
+            await self._renew_token(message.get("token"))
+        else:
+            await self._error(
+                "malformed_request",
+                'The server understands {"type": "ping"} and {"type": "auth", "token"} only.',
+            )
+
+    # -- the token the socket lives on ---------------------------------------------------
+
+    async def _renew_token(self, token: object) -> None:
+        """``{"type": "auth", "token"}``: a valid access token of the socket's account (its
+        session still good) becomes the one the socket lives on; anything else leaves the
+        socket as it was."""
+        try:
+            claims = validate_access(PUBLIC, token) if isinstance(token, str) and token else None
+        except InvalidToken:
+            claims = None
+        good = (
+            claims is not None
+            and self.claims is not None
+            and str(claims.get("user_id")) == self.user_id
+            and float(claims["exp"]) > time.time()
+            and await database_sync_to_async(_renew)(claims, self.channel_name)
         )
+        if not good or claims is None or self.claims is None:
+            await self._error("token_invalid", "Not a valid access token of this account.")
+            return
+        self.claims = claims
+        self._expire_at(float(claims["exp"]))
+        expires_at = datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
+        await self._send(
+            {"type": "auth.ok", "expires_at": expires_at.isoformat().replace("+00:00", "Z")}
+        )
+
+    def _expire_at(self, exp: float) -> None:
+        """Close the socket with 4401 at ``exp`` (one timer per socket)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(max(0.0, exp - time.time()), self._expired)
+
+    def _expired(self) -> None:
+        self._expiry = None
+        self._closing = asyncio.ensure_future(self._close_unauthenticated())
+
+    async def _close_unauthenticated(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.claims = None
+        self.watching = False
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def account_changed(self, message: dict[str, Any]) -> None:
+        """``revocation.announce_account_change``: look at the token again."""
+        claims = self.claims
+        if claims is None:
+            return
+        if not await database_sync_to_async(token_still_good)(claims):
+            await self._close_unauthenticated()
 
     # -- group messages ----------------------------------------------------------------
 
@@ -214,7 +332,19 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
             await self._send(message)
 
     async def _send(self, message: dict[str, Any]) -> None:
+        if self.closed:
+            return
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
+
+    async def _error(self, code: str, text: str) -> None:
+        # ``code`` at the top (contract v1.1) and the v1 error envelope under ``error``.
+        await self._send(
+            {
+                "type": "error",
+                "code": code,
+                "error": {"code": code, "message": text, "details": {}},
+            }
+        )
 
 
 class NoSuchRouteConsumer(AsyncWebsocketConsumer):

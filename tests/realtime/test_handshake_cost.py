@@ -84,7 +84,7 @@ def test_snapshot_is_the_order_as_the_api_renders_it(assigned: bool) -> None:
     assert (watched.order["delivery"] is not None) is assigned
 
 
-async def test_handshake_reads_the_database_once() -> None:
+async def test_handshake_reads_the_order_once_and_checks_the_token() -> None:
     order_id, token = await sync_to_async(_confirmed_order)()
     await _handshake_and_close(order_id, token)  # warm-up: the layer's connections
     # database_sync_to_async runs in the thread sync_to_async uses: capture its queries.
@@ -103,7 +103,10 @@ async def test_handshake_reads_the_database_once() -> None:
         "order.status_changed",
     ]
     assert [m["status_version"] for m in received[1:]] == [1, 2]
-    assert len(queries) == 1, queries
+    # the order in one statement, plus what sessions.token_still_good reads (the account)
+    order_reads = [q for q in queries if "FROM core_user WHERE id" not in q]
+    assert len(order_reads) == 1, queries
+    assert len(queries) <= 2, queries
 
 
 @contextmanager
@@ -123,7 +126,8 @@ def _redis_commands() -> Iterator[list[str]]:
                     entry = monitor.next_command()
                 except (redis.TimeoutError, TimeoutError):
                     continue
-                if int(entry["db"]) == int(db):
+                # commands a script runs are listed too: count what clients send
+                if int(entry["db"]) == int(db) and entry.get("client_type") != "lua":
                     commands.append(entry["command"])
 
     thread = threading.Thread(target=listen, daemon=True)
@@ -144,14 +148,17 @@ async def _wait_for(commands: list[str], prefix: str, count: int, timeout: float
         await asyncio.sleep(0.02)
 
 
-async def test_handshake_and_close_send_at_most_four_redis_commands() -> None:
+async def test_handshake_and_close_send_at_most_nine_redis_commands() -> None:
     order_id, token = await sync_to_async(_confirmed_order)()
     await _handshake_and_close(order_id, token)  # warm-up: the layer's connections
 
     with _redis_commands() as commands:
         await _handshake_and_close(order_id, token)
-        # the socket's channel and the order's group, once each
-        await _wait_for(commands, "UNSUBSCRIBE", 2)
+        # the socket's channel, the order's group and the account's group, once each
+        await _wait_for(commands, "UNSUBSCRIBE", 3)
+        await _wait_for(commands, "ZREM", 1)
 
-    # subscribe to the socket's channel and the order's group; unsubscribe from both
-    assert len(commands) <= 4, commands
+    # subscribe to the socket's channel, the order's group and the account's group, and
+    # unsubscribe from the three; the session check (sessions.token_still_good, one
+    # script); the account's socket slot taken (one script) and released (ZREM)
+    assert len(commands) <= 9, commands

@@ -80,7 +80,11 @@ class Server:
 @pytest.fixture(scope="module")
 def server(django_db_setup: None) -> Iterator[Server]:
     namespace = session_namespace("lokaly-sockets")
-    env = {**live_environment(namespace), "DJANGO_SETTINGS_MODULE": "lokaly_public.settings.test"}
+    env = {
+        **live_environment(namespace),
+        "DJANGO_SETTINGS_MODULE": "lokaly_public.settings.test",
+        "WS_MAX_SOCKETS_PER_USER": str(SOCKETS),  # one customer watches with all of them
+    }
     port, logs = free_port(), dict[str, Path]()
     args = ["manage_public.py", "serve", "--no-migrate", "--port", str(port), "--workers", "2"]
     process = spawn("public-sockets", args, env, logs)

@@ -5,7 +5,9 @@ the admin server (HTTP only) under gunicorn's sync workers. Both choices come fr
 measurements in docs/performance.md. The process is replaced by the server (exec), so
 signals reach it directly: SIGTERM drains and stops it (uvicorn: no new connections,
 requests in flight finish within 10 s, WebSockets are closed with 1001, see
-``lokaly_public.ws_protocol``; gunicorn: its graceful timeout of 10 s).
+``lokaly_public.ws_protocol``; gunicorn: its graceful timeout of 10 s). A WebSocket
+message over ``WS_MAX_FRAME_BYTES`` (64 KiB) closes its socket with 1009, under either
+public server.
 
 ``manage_public.py serve --server daphne`` runs the public server under daphne instead,
 Channels' reference server: one process (no ``--workers``), slower for DRF here
@@ -76,6 +78,11 @@ class Command(BaseCommand):
                 port,
                 "--application-close-timeout",
                 "10",
+                # A client message over WS_MAX_FRAME_BYTES closes its socket with 1009.
+                "--websocket-max-message-size",
+                str(settings.WS_MAX_FRAME_BYTES),
+                "--websocket-max-frame-size",
+                str(settings.WS_MAX_FRAME_BYTES),
                 "-v",
                 "0",
                 server["app"],
@@ -98,6 +105,9 @@ class Command(BaseCommand):
                 "httptools",
                 "--ws",
                 server.get("ws", "websockets-sansio"),
+                # websockets closes a message over the limit with 1009 (message too big).
+                "--ws-max-size",
+                str(settings.WS_MAX_FRAME_BYTES),
                 "--no-access-log",
                 *_uvicorn_proxy_options(),
                 "--timeout-graceful-shutdown",

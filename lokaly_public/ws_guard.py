@@ -1,0 +1,129 @@
+"""What guards the order sockets before and around the consumer (contract v1.1, "Order sockets").
+
+- ``HandshakeRateLimit``: an ASGI middleware around the WebSocket router. Django's
+  middleware does not run for sockets, so each handshake is counted here in the client
+  IP's window of the public rate limit, the very counter HTTP requests use
+  (``lokaly_public.middleware.count_ip``: same key, same Lua script, one Redis command).
+  Over the limit the socket is accepted and closed at once with 4429. The client IP is
+  found as ``client_ip`` finds it: the peer's address, ``X-Forwarded-For`` only from a
+  proxy in ``TRUSTED_PROXIES``.
+- ``claim_slot`` / ``release_slot``: at most ``WS_MAX_SOCKETS_PER_USER`` open sockets per
+  account, across every public process. A Redis sorted set per account holds the channel
+  names of its open sockets, each scored by the expiry of the token it lives on; a claim
+  first drops the members whose token has expired, so the slots of a process that died
+  without closing its sockets come back at the latest when those tokens expire (a socket
+  never outlives its token). One script, one round trip, per claim.
+
+Redis unreachable: both let the socket through (as the HTTP rate limit lets requests
+through), and say so in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import caches
+
+from lokaly_public.middleware import client_ip_of, count_ip
+
+logger = logging.getLogger("lokaly.ws")
+
+CLOSE_RATE_LIMITED = 4429
+
+
+def scope_client_ip(scope: dict[str, Any]) -> str:
+    """The client IP of an ASGI connection, as ``client_ip`` reads it from a request."""
+    client = scope.get("client")
+    peer = str(client[0]) if client else ""
+    forwarded = b",".join(
+        value for name, value in scope.get("headers", []) if name == b"x-forwarded-for"
+    ).decode("latin-1")
+    return client_ip_of(peer, forwarded)
+
+
+def _count_handshake(scope: dict[str, Any]) -> bool:
+    """True when this handshake is over its IP's limit."""
+    try:
+        usage = count_ip(scope_client_ip(scope))
+    except Exception:  # Redis down: serve rather than refuse everyone (as HTTP does)
+        logger.warning("rate limit unavailable; socket let through", exc_info=True)
+        return False
+    return bool(usage and usage["should_limit"])
+
+
+# Not thread-sensitive: the count need not queue behind the database work of other sockets
+# in the one sync thread.
+_over_limit = sync_to_async(_count_handshake, thread_sensitive=False)
+
+
+class HandshakeRateLimit:
+    """Counts every WebSocket handshake against the client IP's public rate limit."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and await _over_limit(scope):
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": CLOSE_RATE_LIMITED})
+            return
+        await self.app(scope, receive, send)
+
+
+# -- open sockets per account -------------------------------------------------------------
+
+# KEYS[1] the account's set; ARGV: now, the token's expiry, the channel name, the cap.
+# A member already in the set (a renewed token) is re-scored, never refused.
+_CLAIM_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if not redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(last[2])) + 1)
+return 1
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _client() -> Any:
+    # The default cache's own client (its pool and timeouts), as the rate limiter uses it;
+    # Django names it a private member.
+    cache: Any = caches["default"]
+    return cache._cache.get_client(write=True)
+
+
+def _key(user_id: str) -> str:
+    return str(caches["default"].make_and_validate_key(f"ws-sockets:{user_id}"))
+
+
+def claim_slot(user_id: str, channel_name: str, expires_at: float) -> bool:
+    """Hold one of the account's socket slots until ``expires_at`` (the token's expiry;
+    called again with a renewed token's). False when the account has no slot left."""
+    try:
+        client = _client()
+        script = _scripts.get(id(client))
+        if script is None:
+            script = _scripts[id(client)] = client.register_script(_CLAIM_SCRIPT)
+        args = [time.time(), expires_at, channel_name, settings.WS_MAX_SOCKETS_PER_USER]
+        return bool(script(keys=[_key(user_id)], args=args))
+    except Exception:
+        logger.warning("socket slots unavailable; socket let through", exc_info=True)
+        return True
+
+
+def release_slot(user_id: str, channel_name: str) -> None:
+    try:
+        _client().zrem(_key(user_id), channel_name)
+    except Exception:  # the slot frees itself at the token's expiry
+        logger.warning("socket slot not released", exc_info=True)
+
+
+release_slot_async = sync_to_async(release_slot, thread_sensitive=False)
