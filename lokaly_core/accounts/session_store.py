@@ -80,7 +80,8 @@ def session_start(user: User, realm: str) -> LoginSession:
 
 
 def session_revoke(sid: object, *, reason: str) -> bool:
-    """Revoke one session (idempotent); True when this call revoked it."""
+    """Revoke one session (idempotent); True when this call revoked it. ``reason`` is
+    kept on the row (``logout``, ``refresh_reused``) and the account's sockets are told."""
     try:
         sid_uuid = uuid.UUID(str(sid))
     except ValueError:
@@ -96,7 +97,9 @@ def session_revoke(sid: object, *, reason: str) -> bool:
         session.save(update_fields=["revoked_at", "revoked_reason"])
         user_id = session.user_id
         _write_markers_now_and_after_commit([str(sid_uuid)])
-        revocation.announce_account_change(user_id, reason=reason, session_id=sid_uuid)
+        # ``revocation``'s reasons: a logout, or any other end of one session.
+        announced = "logout" if reason == "logout" else "session_revoked"
+        revocation.announce_account_change(user_id, reason=announced, session_id=sid_uuid)
     return True
 
 

@@ -223,6 +223,29 @@ def test_role_changes_and_deactivations_are_announced_to_the_accounts_sockets(
     assert boss.pk  # the last super admin stays
 
 
+@pytest.mark.django_db(transaction=True)
+def test_every_revocation_is_announced_with_its_session(
+    api_client: APIClient, captured_announcements: list[dict[str, Any]]
+) -> None:
+    user = UserFactory.create()
+    out, reused, other = (_login(api_client, user.email) for _ in range(3))
+
+    api_client.post(LOGOUT, {"refresh": out["refresh"]})
+    api_client.post(REFRESH, {"refresh": reused["refresh"]})
+    api_client.post(REFRESH, {"refresh": reused["refresh"]})
+    api_client.post(
+        PASSWORD_CHANGE,
+        {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        HTTP_AUTHORIZATION=f"Bearer {other['access']}",
+    )
+
+    assert [(a["reason"], a["session"]) for a in captured_announcements] == [
+        ("logout", _claims(out["refresh"])["sid"]),
+        ("session_revoked", _claims(reused["refresh"])["sid"]),
+        ("password_changed", None),
+    ]
+
+
 @pytest.fixture
 def captured_announcements(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """What ``announce_account_change`` sends, caught at the broadcaster (the sockets'
