@@ -59,6 +59,8 @@ def client_ip_of(peer: str, forwarded: str) -> str:
 
 def limit_key(ip: str) -> str:
     """What the IP limit counts: the address, or for IPv6 its /64 network."""
+    if ":" not in ip:  # IPv4 (or "unknown"): as it is
+        return ip
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -100,13 +102,14 @@ def count_ip(value: str, *, request: HttpRequest | None = None) -> dict[str, Any
     rate = settings.PUBLIC_RATE_LIMIT
     limit, period = _split_rate(rate)
     window = _get_window(value, period)
-    cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    alias = getattr(settings, "RATELIMIT_USE_CACHE", "default")
+    cache = caches[alias]
     key = cache.make_and_validate_key(_make_cache_key(GROUP, window, rate, value, ALL))
     # The session check rides along when both live on the same Redis (the default cache).
     sid = None
-    if request is not None and cache is caches["default"]:
+    if request is not None and alias == "default":
         sid = _request_sid(request)
-    keys = [key] if sid is None else [key, *session_store.check_keys(sid)]
+    keys = [key] if sid is None else [key, *session_store.check_keys(sid, cache)]
     answer = _script(cache)(keys=keys, args=[period + EXPIRATION_FUDGE])
     if sid is None:
         count = int(answer)
