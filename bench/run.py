@@ -144,6 +144,7 @@ class Stack:
         env = {
             **os.environ,
             "PUBLIC_RATE_LIMIT": "100000000/m",  # one client IP sends everything here
+            "WS_MAX_SOCKETS_PER_USER": "100000000",  # one customer may watch with them all
             "PUBLIC_HTTP_STACK": http_stack,
             # A stream of its own: no other worker on this Redis can take the bench's events.
             "EVENT_STREAM": f"lokaly-bench-{port}:events",

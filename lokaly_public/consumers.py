@@ -39,7 +39,7 @@ from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY
 from lokaly_core.orders import selectors
 from lokaly_core.orders.realtime import order_group
 from lokaly_core.orders.tracking import WatchedOrder, watched_order
-from lokaly_public.ws_guard import CLOSE_RATE_LIMITED, claim_slot, release_slot_async
+from lokaly_public.ws_guard import CLOSE_RATE_LIMITED, claim_slot, release_slot
 
 logger = logging.getLogger("lokaly.ws")
 
@@ -229,9 +229,10 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
             self._expiry.cancel()
             self._expiry = None
         self.claims = None
-        holds_slot, self.holds_slot = self.holds_slot, False
-        release = [release_slot_async(self.user_id, self.channel_name)] if holds_slot else []
-        await asyncio.gather(self._leave_groups(), *release)
+        if self.holds_slot:
+            self.holds_slot = False
+            release_slot(self.user_id, self.channel_name)  # one Redis command, no thread hop
+        await self._leave_groups()
 
     async def _leave_groups(self) -> None:
         groups = [g for g in (self.group, self.account) if g]
