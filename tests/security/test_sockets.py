@@ -29,6 +29,7 @@ from lokaly_core.accounts.models import Role, User
 from lokaly_core.accounts.revocation import announce_account_change
 from lokaly_core.accounts.tokens import ADMIN, PUBLIC, issue_pair, validate_access
 from lokaly_core.redis_client import get_redis
+from lokaly_public.ws_guard import scope_client_ip
 from tests.conftest import client_for, order_body
 from tests.factories import (
     PASSWORD,
@@ -386,6 +387,28 @@ def test_handshakes_count_in_the_ip_rate_limit(servers: Servers) -> None:
         if httpx.get(f"{servers.limited_http}/api/me").status_code == 429:
             break
     assert _refused_with(servers.limited_ws, order_id, token) == 4429
+    # and a claimed address from an untrusted peer does not escape the limit
+    url = f"{servers.limited_ws}/ws/orders/{order_id}/?token={token}"
+    ws = connect(url, open_timeout=10, additional_headers={"X-Forwarded-For": "203.0.113.7"})
+    assert _close_code(ws, timeout=10) == 4429
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "trusted", "expected"),
+    [
+        ("198.51.100.1", "203.0.113.7", [], "198.51.100.1"),
+        ("198.51.100.1", "203.0.113.7", ["10.0.0.1"], "198.51.100.1"),
+        ("10.0.0.1", "203.0.113.7", ["10.0.0.1"], "203.0.113.7"),
+        ("10.0.0.1", "203.0.113.7, 10.0.0.2", ["10.0.0.1", "10.0.0.2"], "203.0.113.7"),
+        ("10.0.0.1", "", ["10.0.0.1"], "10.0.0.1"),
+    ],
+)
+def test_a_handshakes_ip_is_read_as_http_reads_it(
+    settings: Any, peer: str, forwarded: str, trusted: list[str], expected: str
+) -> None:
+    settings.TRUSTED_PROXIES = trusted
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    assert scope_client_ip({"client": (peer, 50000), "headers": headers}) == expected
 
 
 # -- sockets per account -----------------------------------------------------------------------
