@@ -28,7 +28,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from lokaly_admin.admin.permissions import role_allows
-from lokaly_core.accounts import revocation, services
+from lokaly_core.accounts import revocation, services, session_store
 from lokaly_core.accounts.models import STAFF_ROLES, Role, User
 
 # Staff carry no Django groups or model permissions (permissions.py): no Group section.
@@ -187,7 +187,12 @@ class AccountAdmin(UserAdmin):
     ) -> HttpResponse:
         if not role_allows(request, "staff.write"):
             raise PermissionDenied  # the admin API does not let an admin set passwords either
-        return super().user_change_password(request, id, form_url)
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:  # the password was set
+            # As POST /api/auth/password does: the old password's sessions end (and their
+            # open sockets close), whoever holds them.
+            session_store.sessions_revoke_all(id, reason="password_changed")
+        return response
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if not change:

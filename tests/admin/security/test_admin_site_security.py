@@ -15,7 +15,8 @@ from django.urls import NoReverseMatch, reverse
 from rest_framework.test import APIClient
 
 from lokaly_core.accounts.models import Role, User
-from lokaly_core.accounts.tokens import ADMIN, issue_pair
+from lokaly_core.accounts.sessions import token_still_good
+from lokaly_core.accounts.tokens import ADMIN, PUBLIC, issue_pair, validate_access
 from lokaly_core.domain.inventory import MAX_DELTA
 from lokaly_core.inventory.models import Stock, StockAdjustment
 from tests.factories import StockFactory, UserFactory
@@ -183,3 +184,25 @@ def test_api_stock_adjustment_refuses_to_pass_the_columns_maximum(staff_admin: U
     assert_error(response, 409, "conflict")  # as tests/admin/test_stock.py has it
     stock.refresh_from_db()
     assert stock.on_hand == MAX_ON_HAND - 5
+
+
+def test_a_password_set_on_the_site_ends_the_accounts_sessions(staff_super_admin: User) -> None:
+    courier = UserFactory.create(role=Role.COURIER)
+    access = issue_pair(PUBLIC, courier)["access"]
+    payload = validate_access(PUBLIC, access)
+    assert token_still_good(payload)
+
+    response = _client(staff_super_admin).post(
+        reverse("admin:auth_user_password_change", args=[courier.pk]),
+        {
+            "usable_password": "true",
+            "password1": "a-new-long-passphrase-42",
+            "password2": "a-new-long-passphrase-42",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    courier.refresh_from_db()
+    assert courier.check_password("a-new-long-passphrase-42")
+    # the token issued before the change no longer works, on HTTP as on sockets
+    assert not token_still_good(payload)
