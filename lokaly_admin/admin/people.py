@@ -18,14 +18,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from lokaly_admin.admin.permissions import role_allows
 from lokaly_core.accounts import revocation, services, session_store
@@ -193,6 +193,21 @@ class AccountAdmin(UserAdmin):
             # open sockets close), whoever holds them.
             session_store.sessions_revoke_all(id, reason="password_changed")
         return response
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except services.LastSuperAdmin as refused:
+            # The form's own check passed, but another super admin was demoted meanwhile:
+            # the service refused (its transaction rolled back); say so, change nothing.
+            messages.error(request, refused.message)
+            return HttpResponseRedirect(request.path)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if not change:

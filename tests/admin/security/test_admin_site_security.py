@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from rest_framework.test import APIClient
 
+from lokaly_admin.admin import people
 from lokaly_core.accounts.models import Role, User
 from lokaly_core.accounts.sessions import token_still_good
 from lokaly_core.accounts.tokens import ADMIN, PUBLIC, issue_pair, validate_access
@@ -206,3 +207,21 @@ def test_a_password_set_on_the_site_ends_the_accounts_sessions(staff_super_admin
     assert courier.check_password("a-new-long-passphrase-42")
     # the token issued before the change no longer works, on HTTP as on sockets
     assert not token_still_good(payload)
+
+
+def test_demoting_the_last_super_admin_in_a_race_is_refused_without_a_500(
+    staff_super_admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = UserFactory.create(role=Role.SUPER_ADMIN, is_superuser=True)
+    # The form read "another super admin exists" just before that one was deactivated:
+    monkeypatch.setattr(people, "_other_active_super_admins", lambda user: True)
+    User.objects.filter(pk=other.pk).update(is_active=False)
+
+    client = _client(staff_super_admin)
+    response = _change(client, staff_super_admin, role=Role.ADMIN)
+
+    assert response.status_code == 302  # back to the page, with the service's refusal
+    staff_super_admin.refresh_from_db()
+    assert staff_super_admin.role == Role.SUPER_ADMIN
+    page = client.get(response["Location"]).content.decode()
+    assert "last active super admin" in page
