@@ -30,6 +30,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from rest_framework_simplejwt.exceptions import InvalidToken
 from typing_extensions import override
 
+from lokaly_core.accounts import session_store
 from lokaly_core.accounts.models import Role
 from lokaly_core.accounts.revocation import account_group
 from lokaly_core.accounts.sessions import token_still_good
@@ -39,7 +40,12 @@ from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY
 from lokaly_core.orders import selectors
 from lokaly_core.orders.realtime import order_group
 from lokaly_core.orders.tracking import WatchedOrder, watched_order
-from lokaly_public.ws_guard import CLOSE_RATE_LIMITED, claim_slot, release_slot
+from lokaly_public.ws_guard import (
+    CLOSE_RATE_LIMITED,
+    claim_slot,
+    claim_slot_checking_session,
+    release_slot,
+)
 
 logger = logging.getLogger("lokaly.ws")
 
@@ -74,43 +80,46 @@ def _since_from_scope(scope: dict[str, Any]) -> int | None | bool:
     return since if since >= 0 else False
 
 
-def _watch(
-    order_id: UUID, user_id: str, role: str, since: int | None
+def _admit(
+    order_id: UUID, claims: dict[str, Any], since: int | None, channel_name: str
 ) -> tuple[int, WatchedOrder | None, dict[str, Any] | None]:
-    """(0, the order, its courier's last location) when the user may watch it (its
-    customer, or the courier it is or was assigned to, up to delivered), else (the close
-    code, None, None). One query, plus a Redis read while a courier has the order."""
+    """(0, the order, its courier's last location) when the token is still good (account
+    active with the token's role, session not revoked), the user may watch the order (its
+    customer, or the courier it is or was assigned to, up to delivered) and the account
+    has a socket slot, which it then holds; else (the close code, None, None).
+
+    One thread hop, one SQL statement (the order, with the account's role) and one Redis
+    round trip (the slot, with the session's marker), plus a Redis read while a courier
+    has the order: ``token_still_good``'s answer at the cost of the order read alone."""
+    user_id, role = str(claims.get("user_id")), str(claims.get("role"))
     try:
-        user_uuid: UUID | None = UUID(user_id)
+        user_uuid = UUID(user_id)
     except ValueError:
-        user_uuid = None
+        return CLOSE_UNAUTHENTICATED, None, None
     watched = watched_order(
-        order_id=order_id, watcher_id=user_uuid if role == Role.COURIER else None, since=since
+        order_id=order_id,
+        watcher_id=user_uuid if role == Role.COURIER else None,
+        since=since,
+        account_id=user_uuid,
     )
-    if watched is None:
-        return CLOSE_NOT_FOUND, None, None
+    if watched is None:  # no such order; a token no longer good hears that first
+        return (CLOSE_NOT_FOUND if token_still_good(claims) else CLOSE_UNAUTHENTICATED), None, None
+    if watched.account_role != role:
+        return CLOSE_UNAUTHENTICATED, None, None
     allowed = (role == Role.CUSTOMER and watched.customer_id == user_uuid) or (
         role == Role.COURIER and watched.watcher_delivers
     )
     if not allowed:
         return CLOSE_FORBIDDEN, None, None
-    return 0, watched, _last_courier_location(order_id, watched.order["delivery"])
-
-
-def _admit(
-    order_id: UUID, claims: dict[str, Any], since: int | None, channel_name: str
-) -> tuple[int, WatchedOrder | None, dict[str, Any] | None]:
-    """``_watch`` for a token still good, taking one of the account's socket slots: (0,
-    the order, the location) or (the close code, None, None). One thread hop for all."""
-    if not token_still_good(claims):
+    sid = None if claims.get("sid") is None else str(claims["sid"])
+    claimed, stashed = claim_slot_checking_session(user_id, channel_name, float(claims["exp"]), sid)
+    if sid is not None and session_store.session_revoked(sid, stashed):
+        if claimed:
+            release_slot(user_id, channel_name)
         return CLOSE_UNAUTHENTICATED, None, None
-    user_id = str(claims.get("user_id"))
-    denied, watched, location = _watch(order_id, user_id, str(claims.get("role")), since)
-    if watched is None:
-        return denied, None, None
-    if not claim_slot(user_id, channel_name, float(claims["exp"])):
+    if not claimed:
         return CLOSE_TOO_MANY, None, None
-    return 0, watched, location
+    return 0, watched, _last_courier_location(order_id, watched.order["delivery"])
 
 
 def _renew(claims: dict[str, Any], channel_name: str) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 
+from lokaly_core.accounts import session_store
 from lokaly_public.middleware import client_ip_of, count_ip
 
 logger = logging.getLogger("lokaly.ws")
@@ -78,16 +79,25 @@ class HandshakeRateLimit:
 # -- open sockets per account -------------------------------------------------------------
 
 # KEYS[1] the account's set; ARGV: now, the token's expiry, the channel name, the cap.
-# A member already in the set (a renewed token) is re-scored, never refused.
+# A member already in the set (a renewed token) is re-scored, never refused. KEYS[2] and
+# KEYS[3], when given, are the session's revocation marker and the sentinel
+# (``session_store.check_keys``): their EXISTS ride along, so a handshake's session check
+# and its slot cost one round trip. Answers {claimed, revoked, warm}.
 _CLAIM_SCRIPT = """
+local checked = {0, 1}
+if #KEYS == 3 then
+  checked = {redis.call('EXISTS', KEYS[2]), redis.call('EXISTS', KEYS[3])}
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if not redis.call('ZSCORE', KEYS[1], ARGV[3]) then
-  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+    return {0, checked[1], checked[2]}
+  end
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(last[2])) + 1)
-return 1
+return {1, checked[1], checked[2]}
 """
 _scripts: dict[int, Any] = {}
 
@@ -106,16 +116,29 @@ def _key(user_id: str) -> str:
 def claim_slot(user_id: str, channel_name: str, expires_at: float) -> bool:
     """Hold one of the account's socket slots until ``expires_at`` (the token's expiry;
     called again with a renewed token's). False when the account has no slot left."""
+    return claim_slot_checking_session(user_id, channel_name, expires_at, None)[0]
+
+
+def claim_slot_checking_session(
+    user_id: str, channel_name: str, expires_at: float, sid: str | None
+) -> tuple[bool, tuple[str, int, int] | None]:
+    """``claim_slot``, reading session ``sid``'s revocation marker in the same round trip:
+    (claimed, the ``stashed`` answer for ``session_store.session_revoked``, or None when
+    there is no sid or Redis did not answer: it then asks again itself)."""
     try:
         client = _client()
         script = _scripts.get(id(client))
         if script is None:
             script = _scripts[id(client)] = client.register_script(_CLAIM_SCRIPT)
+        keys = [_key(user_id)]
+        if sid is not None:
+            keys += session_store.check_keys(sid)
         args = [time.time(), expires_at, channel_name, settings.WS_MAX_SOCKETS_PER_USER]
-        return bool(script(keys=[_key(user_id)], args=args))
+        claimed, revoked, warm = script(keys=keys, args=args)
     except Exception:
         logger.warning("socket slots unavailable; socket let through", exc_info=True)
-        return True
+        return True, None
+    return bool(claimed), (None if sid is None else (sid, int(revoked), int(warm)))
 
 
 def release_slot(user_id: str, channel_name: str) -> None:

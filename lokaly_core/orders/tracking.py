@@ -75,6 +75,7 @@ SELECT {", ".join(f"o.{c}" for c in _ORDER_COLUMNS)},
   EXISTS (SELECT 1 FROM core_delivery w
           WHERE w.order_id = o.id AND w.courier_id = %(watcher)s
             AND w.status = ANY(%(current)s)) AS watcher_delivers,
+  (SELECT a.role FROM core_user a WHERE a.id = %(account)s AND a.is_active) AS account_role,
   {", ".join(f"d.{c}" for c in _DELIVERY_COLUMNS)}
 FROM core_order o
 LEFT JOIN LATERAL (
@@ -96,6 +97,7 @@ class WatchedOrder:
     watcher_delivers: bool  # the watcher is (or was, once delivered) its courier
     order: dict[str, Any]
     missed: list[dict[str, Any]]  # changes after ``since``, oldest first
+    account_role: str | None = None  # the ``account_id``'s role while it is active
 
 
 def _json(value: Any) -> Any:
@@ -104,15 +106,26 @@ def _json(value: Any) -> Any:
 
 
 def watched_order(
-    *, order_id: UUID, watcher_id: UUID | None, since: int | None
+    *,
+    order_id: UUID,
+    watcher_id: UUID | None,
+    since: int | None,
+    account_id: UUID | None = None,
 ) -> WatchedOrder | None:
     """The order with its current delivery, its changes after version ``since`` (none
-    when ``since`` is None), and whether ``watcher_id`` delivers it; None when there is
-    no such order. One query."""
+    when ``since`` is None), whether ``watcher_id`` delivers it and, for ``account_id``,
+    that account's role while it is active (the socket's account check, in the same
+    statement); None when there is no such order. One query."""
     with connection.cursor() as cursor:
         cursor.execute(
             _SQL,
-            {"order_id": order_id, "watcher": watcher_id, "since": since, "current": CURRENT},
+            {
+                "order_id": order_id,
+                "watcher": watcher_id,
+                "since": since,
+                "current": CURRENT,
+                "account": account_id,
+            },
         )
         row = cursor.fetchone()
     if row is None:
@@ -121,7 +134,8 @@ def watched_order(
     fields = dict(zip(_ORDER_COLUMNS, row[:n], strict=True))
     fields["delivery_address"] = _json(fields["delivery_address"])
     lines, missed, watcher_delivers = _json(row[n]) or [], _json(row[n + 1]) or [], row[n + 2]
-    delivery = dict(zip(_DELIVERY_COLUMNS, row[n + 3 :], strict=True))
+    account_role = row[n + 3]
+    delivery = dict(zip(_DELIVERY_COLUMNS, row[n + 4 :], strict=True))
     order = _render(
         SimpleNamespace(**fields),
         [SimpleNamespace(**line) for line in lines],
@@ -133,6 +147,7 @@ def watched_order(
         watcher_delivers=bool(watcher_delivers),
         order=order,
         missed=[_change(c) for c in missed],
+        account_role=account_role,
     )
 
 

@@ -103,10 +103,8 @@ async def test_handshake_reads_the_order_once_and_checks_the_token() -> None:
         "order.status_changed",
     ]
     assert [m["status_version"] for m in received[1:]] == [1, 2]
-    # the order in one statement, plus what sessions.token_still_good reads (the account)
-    order_reads = [q for q in queries if "FROM core_user WHERE id" not in q]
-    assert len(order_reads) == 1, queries
-    assert len(queries) <= 2, queries
+    # the order and the account's role in one statement (consumers._admit)
+    assert len(queries) == 1, queries
 
 
 @contextmanager
@@ -148,7 +146,7 @@ async def _wait_for(commands: list[str], prefix: str, count: int, timeout: float
         await asyncio.sleep(0.02)
 
 
-async def test_handshake_and_close_send_at_most_nine_redis_commands() -> None:
+async def test_handshake_and_close_send_at_most_eight_redis_commands() -> None:
     order_id, token = await sync_to_async(_confirmed_order)()
     await _handshake_and_close(order_id, token)  # warm-up: the layer's connections
 
@@ -159,6 +157,6 @@ async def test_handshake_and_close_send_at_most_nine_redis_commands() -> None:
         await _wait_for(commands, "ZREM", 1)
 
     # subscribe to the socket's channel, the order's group and the account's group, and
-    # unsubscribe from the three; the session check (sessions.token_still_good, one
-    # script); the account's socket slot taken (one script) and released (ZREM)
-    assert len(commands) <= 9, commands
+    # unsubscribe from the three; the account's socket slot taken with the session's
+    # revocation marker read (one script) and released (ZREM)
+    assert len(commands) <= 8, commands
