@@ -4,6 +4,7 @@ rules that follow from them (docs/api.md, "Stores: opening hours and delivery ar
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from lokaly_core.domain.geo import distance_m
 from lokaly_core.domain.hours import InvalidHours, StoreHours, hours_as_json, parse_hours, zone
 from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.model.catalog import StoreInfo
+from lokaly_core.domain.model.delivery import Candidate
 from tests.domain.conftest import ADDRESS, CUSTOMER, MILK, STORE, place
 from tests.domain.fakes import FakeUnitOfWork
 
@@ -219,6 +221,12 @@ def test_great_circle_distance_in_metres():
 
 def test_dispatch_measures_with_the_same_function():
     assert delivery.distance_km(52.0, 4.0, 52.1, 4.2) * 1000 == distance_m(52.0, 4.0, 52.1, 4.2)
+    # east 0.03 degrees is 2.0 km at this latitude, north 0.015 degrees 1.7 km
+    since = utc(2026, 12, 2, 9, 0)
+    east = Candidate(uuid.uuid4(), 52.37, 4.92, since)
+    north = Candidate(uuid.uuid4(), 52.385, 4.89, since)
+    assert distance_m(52.37, 4.89, 52.37, 4.92) > distance_m(52.37, 4.89, 52.385, 4.89)
+    assert delivery.rank_candidates(52.37, 4.89, [east, north]) == [north, east]
 
 
 # -- the order rules ---------------------------------------------------------------------
