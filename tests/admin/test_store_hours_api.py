@@ -11,12 +11,13 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from lokaly_core.catalog.models import Store
+from lokaly_core.domain.hours import WEEKDAYS
 from tests.admin.test_catalog import STORE, staff_client
 from tests.factories import StoreFactory
 from tests.public.conftest import assert_error
 
 HOURS = {"mon": [["08:00", "22:00"]], "sat": [["22:00", "02:00"]]}
-EVERY_DAY = {"mon": [], "tue": [], "wed": [], "thu": [], "fri": [], "sat": [], "sun": []}
+EVERY_DAY: dict[str, list[list[str]]] = {day: [] for day in WEEKDAYS}
 
 
 @pytest.fixture
