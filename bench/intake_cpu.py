@@ -58,6 +58,8 @@ def setup_django() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "lokaly_public.settings.base"
     # The limiter runs (and is counted) but never refuses the bench's one address.
     os.environ["PUBLIC_RATE_LIMIT"] = "100000000/m"
+    # One customer places every order: a limit it never reaches, still counted per order.
+    os.environ["MAX_OPEN_ORDERS_PER_CUSTOMER"] = "100000000"
     os.environ["EVENT_STREAM"] = f"lokaly-bench-intake-{RUN}:events"
     os.environ["CACHE_KEY_PREFIX"] = f"lokaly-bench-intake-{RUN}"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -68,8 +70,9 @@ def setup_django() -> None:
     django.setup()
 
 
-def make_fixtures(items: int) -> tuple[str, list[str], str]:
-    """A store with ``items`` products of ample stock, and a customer's access token."""
+def make_fixtures(items: int, store_rules: bool = False) -> tuple[str, list[str], str]:
+    """A store with ``items`` products of ample stock, and a customer's access token; with
+    ``store_rules``, the store has v1.1 hours (open all week), a time zone and a radius."""
     from lokaly_core.accounts.models import Role, User
     from lokaly_core.accounts.tokens import PUBLIC, issue_pair
     from lokaly_core.catalog.models import Product, Store
@@ -82,6 +85,11 @@ def make_fixtures(items: int) -> tuple[str, list[str], str]:
         cwd=ROOT, check=True, env=env,
     )
     store = Store.objects.create(name=f"Bench {RUN}", address="Bench", lat=52.37, lng=4.89)
+    if store_rules:
+        week = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        store.opening_hours = {d: [["00:00", "12:00"], ["12:00", "00:00"]] for d in week}
+        store.timezone, store.delivery_radius_m = "Europe/Amsterdam", 5_000
+        store.save()
     products = []
     for i in range(items):
         product = Product.objects.create(
@@ -300,13 +308,17 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2, help="lines per order (default 2)")
     parser.add_argument("--no-key", action="store_true", help="send no Idempotency-Key")
     parser.add_argument(
+        "--store-rules", action="store_true",
+        help="the store has opening hours, a time zone and a delivery radius (v1.1)",
+    )
+    parser.add_argument(
         "--profile", type=int, default=200, help="orders run under cProfile after (0: none)"
     )
     parser.add_argument("--top", type=int, default=30, help="functions listed per profile table")
     args = parser.parse_args()
 
     setup_django()
-    store_id, products, token = make_fixtures(args.items)
+    store_id, products, token = make_fixtures(args.items, args.store_rules)
     _STORE_ID.append(store_id)
     orders = Orders(store_id, products, token, key=not args.no_key)
     try:

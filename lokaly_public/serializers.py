@@ -8,12 +8,14 @@ from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lokaly_core.accounts.models import User
 from lokaly_core.domain.model import delivery as d
 from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.services import ItemRequest, PlaceOrder
+from lokaly_core.web.schema import OPENING_HOURS_SCHEMA
 
 # Choice sets named once in the OpenAPI schema (``ENUM_NAME_OVERRIDES`` in the settings).
 ORDER_STATUSES = [s.value for s in o.OrderStatus]
@@ -71,13 +73,26 @@ class PasswordChangeSerializer(serializers.Serializer):
     new_password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
 
 
+@extend_schema_field(OPENING_HOURS_SCHEMA)
+class OpeningHoursField(serializers.JSONField):
+    pass
+
+
 class StoreSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
     address = serializers.CharField()
     lat = serializers.FloatField()
     lng = serializers.FloatField()
-    is_open = serializers.BooleanField()
+    is_open = serializers.BooleanField(
+        help_text="Open now: taking orders and inside its opening hours (v1.1)."
+    )
+    opening_hours = OpeningHoursField(source="opening_hours_json", allow_null=True)
+    timezone = serializers.CharField(help_text="IANA time zone of opening_hours (v1.1).")
+    delivery_radius_m = serializers.IntegerField(
+        allow_null=True,
+        help_text="Delivers within this many metres of the store (great-circle); null: anywhere.",
+    )
 
 
 class ProductSerializer(serializers.Serializer):

@@ -293,7 +293,11 @@ class OrderListCreateApi(APIView):
 
 def _place(command: PlaceOrder, uow: IntakeUnitOfWork) -> Order:
     return place_order(
-        uow=uow, clock=timezone.now, command=command, delivery_fee_cents=_delivery_fee()
+        uow=uow,
+        clock=timezone.now,
+        command=command,
+        delivery_fee_cents=_delivery_fee(),
+        max_open_orders=_max_open_orders(),
     )
 
 
@@ -305,6 +309,13 @@ def _delivery_fee() -> int:
     from django.conf import settings  # read at call time
 
     return int(settings.DELIVERY_FEE_CENTS)
+
+
+def _max_open_orders() -> int | None:
+    from django.conf import settings  # read at call time
+
+    limit = int(settings.MAX_OPEN_ORDERS_PER_CUSTOMER)
+    return limit if limit > 0 else None
 
 
 class OrderDetailApi(APIView):

@@ -42,10 +42,15 @@ class StoreFactory(factory.django.DjangoModelFactory[Store]):
     class Meta:
         model = Store
 
+    class Params:
+        # v1's stored flag, now ``accepting_orders`` (``is_open`` is computed from it).
+        is_open = True
+
     name = factory.Sequence(lambda n: f"Store {n}")
     address = factory.Faker("street_address")
     lat = 52.37
     lng = 4.89
+    accepting_orders = factory.SelfAttribute("is_open")
 
 
 class ProductFactory(factory.django.DjangoModelFactory[Product]):

@@ -13,24 +13,88 @@ from django.db.models import F, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone as dj_timezone
 
 from lokaly_admin.admin.formatting import money
 from lokaly_admin.admin.permissions import ReadOnlyInline, RoleActionsMixin, role_allows
-from lokaly_core.catalog.models import Product, Store
+from lokaly_core.catalog.models import (
+    MAX_DELIVERY_RADIUS_M,
+    MIN_DELIVERY_RADIUS_M,
+    Product,
+    Store,
+)
 from lokaly_core.domain.errors import DomainError, ValidationFailed
+from lokaly_core.domain.hours import InvalidHours, hours_as_json, parse_hours, zone
 from lokaly_core.domain.inventory import MAX_DELTA, MAX_REASON_LENGTH, stock_adjust
 from lokaly_core.inventory.models import Stock, StockAdjustment
 from lokaly_core.orders.uow import DjangoUnitOfWork
+
+
+class StoreForm(forms.ModelForm):
+    """The store's v1.1 settings checked by the same rules as the admin API's."""
+
+    class Meta:
+        model = Store
+        fields = (
+            "name", "address", "lat", "lng", "is_active", "accepting_orders", "timezone",
+            "opening_hours", "delivery_radius_m", "requires_handoff_code",
+        )
+
+    def clean_timezone(self) -> str:
+        name: str = self.cleaned_data["timezone"]
+        try:
+            zone(name)
+        except InvalidHours as exc:
+            raise forms.ValidationError(exc.messages) from exc
+        return name
+
+    def clean_opening_hours(self) -> Any:
+        raw = self.cleaned_data.get("opening_hours")
+        try:
+            return hours_as_json(parse_hours(raw))
+        except InvalidHours as exc:
+            raise forms.ValidationError(exc.messages) from exc
+
+    def clean_delivery_radius_m(self) -> int | None:
+        radius: int | None = self.cleaned_data.get("delivery_radius_m")
+        if radius is not None and not MIN_DELIVERY_RADIUS_M <= radius <= MAX_DELIVERY_RADIUS_M:
+            raise forms.ValidationError(
+                f"From {MIN_DELIVERY_RADIUS_M} to {MAX_DELIVERY_RADIUS_M:,} metres, or empty."
+            )
+        return radius
 
 
 @admin.register(Store)
 class StoreAdmin(RoleActionsMixin, admin.ModelAdmin):
     read_action = "catalog.read"
     write_action = "catalog.write"
-    list_display = ("name", "address", "is_active", "is_open", "created_at")
-    list_filter = ("is_active", "is_open")
+    form = StoreForm
+    list_display = (
+        "name", "address", "is_active", "accepting_orders", "open_now", "timezone",
+        "delivery_radius_m", "requires_handoff_code", "created_at",
+    )
+    list_filter = ("is_active", "accepting_orders", "requires_handoff_code")
     search_fields = ("name", "address")
-    readonly_fields = ("created_at",)
+    readonly_fields = ("open_now", "created_at")
+    fieldsets = (
+        (None, {"fields": ("name", "address", "lat", "lng", "is_active")}),
+        (
+            "Taking orders",
+            {
+                "fields": (
+                    "accepting_orders", "open_now", "timezone", "opening_hours",
+                    "delivery_radius_m", "requires_handoff_code",
+                )
+            },
+        ),
+        (None, {"fields": ("created_at",)}),
+    )
+
+    @admin.display(description="open now", boolean=True)
+    def open_now(self, store: Store) -> bool | None:
+        if store.pk is None:
+            return None
+        return store.is_open_at(dj_timezone.now())
 
 
 @admin.register(Product)

@@ -6,9 +6,13 @@ import math
 import re
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from lokaly_core.catalog.models import MAX_DELIVERY_RADIUS_M, MIN_DELIVERY_RADIUS_M
+from lokaly_core.domain.hours import InvalidHours, hours_as_json, parse_hours, zone
 from lokaly_core.domain.inventory import MAX_DELTA, MAX_REASON_LENGTH
+from lokaly_core.web.schema import OPENING_HOURS_SCHEMA
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_PRICE_CENTS = 2**31 - 1  # the column is a PostgreSQL integer
@@ -24,16 +28,75 @@ class FiniteFloatField(serializers.FloatField):
         return value
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """An integer given as a JSON number: not ``true`` (a bool is an int in Python), not
+    ``"5"``, not ``5.0``."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TimezoneField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        name = super().to_internal_value(data)
+        try:
+            zone(name)
+        except InvalidHours as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+        return name
+
+
+@extend_schema_field(OPENING_HOURS_SCHEMA)
+class OpeningHoursField(serializers.JSONField):
+    """Validated by the domain's rules, stored with every weekday and intervals by start."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return hours_as_json(parse_hours(data))
+        except InvalidHours as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+
+def _radius(**kwargs: Any) -> StrictIntegerField:
+    return StrictIntegerField(
+        min_value=MIN_DELIVERY_RADIUS_M,
+        max_value=MAX_DELIVERY_RADIUS_M,
+        allow_null=True,
+        help_text="Delivers within this many metres (great-circle); null: no limit.",
+        **kwargs,
+    )
+
+
 class StoreInSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     address = serializers.CharField(max_length=300)
     lat = FiniteFloatField(min_value=-90, max_value=90)
     lng = FiniteFloatField(min_value=-180, max_value=180)
     is_active = serializers.BooleanField(required=False, default=True)
+    accepting_orders = serializers.BooleanField(
+        required=False, default=True, help_text="false: the store takes no orders (a pause)."
+    )
+    timezone = TimezoneField(
+        max_length=64, required=False, default="UTC", help_text="IANA time zone name."
+    )
+    opening_hours = OpeningHoursField(required=False, allow_null=True, default=None)
+    delivery_radius_m = _radius(required=False, default=None)
+    requires_handoff_code = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Couriers must enter the customer's 4-digit code to complete a delivery.",
+    )
 
 
 class StorePatchSerializer(StoreInSerializer):
     is_active = serializers.BooleanField(required=False)
+    accepting_orders = serializers.BooleanField(required=False)
+    timezone = TimezoneField(max_length=64, required=False)
+    opening_hours = OpeningHoursField(required=False, allow_null=True)
+    delivery_radius_m = _radius(required=False)
+    requires_handoff_code = serializers.BooleanField(required=False)
 
 
 class StoreOutSerializer(serializers.Serializer):
@@ -43,7 +106,14 @@ class StoreOutSerializer(serializers.Serializer):
     lat = serializers.FloatField()
     lng = serializers.FloatField()
     is_active = serializers.BooleanField()
-    is_open = serializers.BooleanField()
+    is_open = serializers.BooleanField(
+        help_text="Open now: accepting orders and inside its opening hours."
+    )
+    accepting_orders = serializers.BooleanField()
+    timezone = serializers.CharField()
+    opening_hours = OpeningHoursField(source="opening_hours_json", allow_null=True)
+    delivery_radius_m = serializers.IntegerField(allow_null=True)
+    requires_handoff_code = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
 
@@ -72,16 +142,6 @@ class ProductOutSerializer(serializers.Serializer):
     currency = serializers.CharField()
     is_active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """An integer given as a JSON number: not ``true`` (a bool is an int in Python), not
-    ``"5"``, not ``5.0``."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class StockAdjustmentInSerializer(serializers.Serializer):

@@ -17,7 +17,12 @@ from lokaly_core.catalog.models import Product, Store
 from lokaly_core.domain.errors import DomainError, ErrorCode, NotFound
 from lokaly_core.inventory.models import Stock
 
-STORE_FIELDS = frozenset({"name", "address", "lat", "lng", "is_active"})
+STORE_FIELDS = frozenset(
+    {
+        "name", "address", "lat", "lng", "is_active", "accepting_orders", "timezone",
+        "opening_hours", "delivery_radius_m", "requires_handoff_code",
+    }
+)
 PRODUCT_FIELDS = frozenset({"sku", "name", "price_cents", "currency", "is_active"})
 _SKU_UNIQUE = "sku"
 
@@ -31,9 +36,32 @@ class DuplicateSku(DomainError):
 
 
 def store_create(
-    *, name: str, address: str, lat: float, lng: float, is_active: bool = True
+    *,
+    name: str,
+    address: str,
+    lat: float,
+    lng: float,
+    is_active: bool = True,
+    accepting_orders: bool = True,
+    timezone: str = "UTC",
+    opening_hours: dict[str, list[list[str]]] | None = None,
+    delivery_radius_m: int | None = None,
+    requires_handoff_code: bool = False,
 ) -> Store:
-    return Store.objects.create(name=name, address=address, lat=lat, lng=lng, is_active=is_active)
+    """Create a store; ``timezone`` and ``opening_hours`` validated by the caller
+    (``lokaly_core.domain.hours``)."""
+    return Store.objects.create(
+        name=name,
+        address=address,
+        lat=lat,
+        lng=lng,
+        is_active=is_active,
+        accepting_orders=accepting_orders,
+        timezone=timezone,
+        opening_hours=opening_hours,
+        delivery_radius_m=delivery_radius_m,
+        requires_handoff_code=requires_handoff_code,
+    )
 
 
 def store_update(*, store_id: UUID, changes: Mapping[str, Any]) -> Store:

@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from lokaly_core.domain.backoff import backoff_ms
 from lokaly_core.domain.errors import InvalidTransition, NotFound, ValidationFailed
+from lokaly_core.domain.geo import distance_m
 from lokaly_core.domain.history import record_status_change
 from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.model.delivery import (
@@ -60,15 +61,9 @@ class DispatchPolicy:
         return now + timedelta(milliseconds=delay)
 
 
-EARTH_RADIUS_KM = 6371.0088
-
-
 def distance_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+    """Great-circle distance in kilometres: ``geo.distance_m``, the one definition."""
+    return distance_m(lat1, lng1, lat2, lng2) / 1000
 
 
 def rank_candidates(
@@ -78,7 +73,7 @@ def rank_candidates(
 
     def key(c: Candidate) -> tuple[object, ...]:
         located = c.lat is not None and c.lng is not None
-        distance = distance_km(store_lat, store_lng, c.lat, c.lng) if located else math.inf  # type: ignore[arg-type]
+        distance = distance_m(store_lat, store_lng, c.lat, c.lng) if located else math.inf  # type: ignore[arg-type]
         return (c.declined_this_order, not located, distance, c.available_since, str(c.courier_id))
 
     return sorted(candidates, key=key)

@@ -15,6 +15,8 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_STOCK = "insufficient_stock"
     CONFLICT = "conflict"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    STORE_CLOSED = "store_closed"
+    TOO_MANY_OPEN_ORDERS = "too_many_open_orders"
 
 
 class DomainError(Exception):
@@ -31,8 +33,17 @@ class ValidationFailed(DomainError):
     code = ErrorCode.VALIDATION_ERROR
     default_message = "The request has invalid fields."
 
-    def __init__(self, errors: Mapping[str, Sequence[str]], message: str | None = None):
-        super().__init__(message, details={field: list(msgs) for field, msgs in errors.items()})
+    def __init__(
+        self,
+        errors: Mapping[str, Sequence[str]],
+        message: str | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ):
+        """``errors``: field -> messages; ``extra``: figures beside them in ``details``."""
+        details: dict[str, Any] = {field: list(msgs) for field, msgs in errors.items()}
+        details.update(extra or {})
+        super().__init__(message, details=details)
 
 
 class NotFound(DomainError):
@@ -53,3 +64,13 @@ class InvalidTransition(DomainError):
 class InsufficientStock(DomainError):
     code = ErrorCode.INSUFFICIENT_STOCK
     default_message = "Not enough stock."
+
+
+class StoreClosed(DomainError):
+    code = ErrorCode.STORE_CLOSED
+    default_message = "The store is not taking orders now."
+
+
+class TooManyOpenOrders(DomainError):
+    code = ErrorCode.TOO_MANY_OPEN_ORDERS
+    default_message = "You have too many orders on their way; wait until one is delivered."

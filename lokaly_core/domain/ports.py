@@ -30,10 +30,11 @@ Clock = Callable[[], datetime]
 
 class CatalogReader(Protocol):
     def get_store_offers(
-        self, store_id: UUID, product_ids: Sequence[UUID]
+        self, store_id: UUID, product_ids: Sequence[UUID], *, customer_id: UUID | None = None
     ) -> tuple[StoreInfo | None, dict[UUID, Offer]]:
-        """The store, and its offers among ``product_ids`` (products it does not carry are
-        absent), in one read."""
+        """The store (its hours and area, and ``customer_open_orders`` of ``customer_id``),
+        and its offers among ``product_ids`` (products it does not carry are absent), in
+        one read."""
         ...
 
 

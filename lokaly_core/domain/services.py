@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lokaly_core.domain.delivery import release_delivery
-from lokaly_core.domain.errors import NotFound, ValidationFailed
+from lokaly_core.domain.errors import NotFound, StoreClosed, TooManyOpenOrders, ValidationFailed
+from lokaly_core.domain.geo import distance_m
 from lokaly_core.domain.history import record_status_change
 from lokaly_core.domain.model import orders as o
+from lokaly_core.domain.model.catalog import StoreInfo
 from lokaly_core.domain.ports import Clock, UnitOfWork
 from lokaly_core.events import (
     InventoryReleased,
@@ -25,6 +27,7 @@ from lokaly_core.events import (
     OrderCreated,
     StockLine,
 )
+from lokaly_core.events.contracts import format_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +73,29 @@ def _validate_shape(cmd: PlaceOrder) -> None:
 
 
 def place_order(
-    *, uow: UnitOfWork, clock: Clock, command: PlaceOrder, delivery_fee_cents: int
+    *,
+    uow: UnitOfWork,
+    clock: Clock,
+    command: PlaceOrder,
+    delivery_fee_cents: int,
+    max_open_orders: int | None = None,
 ) -> o.Order:
-    """Create a ``pending`` order at today's prices and emit ``order.created``."""
+    """Create a ``pending`` order at today's prices and emit ``order.created``.
+
+    The store must be open now and deliver to the address; the customer may hold at most
+    ``max_open_orders`` orders neither delivered nor cancelled (None: no limit).
+    """
     _validate_shape(command)
     with uow:
         store, offers = uow.catalog.get_store_offers(
-            command.store_id, [i.product_id for i in command.items]
+            command.store_id,
+            [i.product_id for i in command.items],
+            customer_id=command.customer_id if max_open_orders is not None else None,
         )
         if store is None or not store.is_active:
             raise ValidationFailed({"store_id": ["No active store has this id."]})
+        now = clock()
+        _check_store_rules(store, command, now=now, max_open_orders=max_open_orders)
         errors: dict[str, list[str]] = {}
         for index, item in enumerate(command.items):
             offer = offers.get(item.product_id)
@@ -90,7 +106,6 @@ def place_order(
         currencies = {offers[i.product_id].currency for i in command.items}
         if len(currencies) > 1:
             raise ValidationFailed({"items": ["All products of an order share one currency."]})
-        now = clock()
         order = o.Order(
             id=uuid.uuid4(),
             number=uow.orders.next_number(),
@@ -139,6 +154,37 @@ def place_order(
         )
         uow.commit()
     return order
+
+
+def _check_store_rules(
+    store: StoreInfo, command: PlaceOrder, *, now: datetime, max_open_orders: int | None
+) -> None:
+    """v1.1's refusals: the store closed now, the address outside its delivery area, the
+    customer's open orders at the limit. A v1 store (no hours, no radius) passes."""
+    if not store.hours.is_open(now):
+        opening = store.hours.next_opening_at(now)
+        raise StoreClosed(
+            details={"next_opening_at": format_timestamp(opening) if opening else None}
+        )
+    if store.delivery_radius_m is not None:
+        address = command.delivery_address
+        distance = distance_m(store.lat, store.lng, address.lat, address.lng)
+        if distance > store.delivery_radius_m:
+            raise ValidationFailed(
+                {
+                    "delivery_address": [
+                        f"The address is {round(distance)} m from the store, which delivers "
+                        f"within {store.delivery_radius_m} m."
+                    ]
+                },
+                extra={"distance_m": round(distance), "delivery_radius_m": store.delivery_radius_m},
+            )
+    if max_open_orders is not None and store.customer_open_orders >= max_open_orders:
+        raise TooManyOpenOrders(
+            f"You have {store.customer_open_orders} orders on their way, the most at once; "
+            "wait until one is delivered or cancelled.",
+            details={"open_orders": store.customer_open_orders, "max_open_orders": max_open_orders},
+        )
 
 
 def order_reserve_stock(*, uow: UnitOfWork, clock: Clock, order_id: uuid.UUID) -> o.Order | None:

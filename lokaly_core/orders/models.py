@@ -46,6 +46,13 @@ class Order(models.Model):
             models.Index(
                 fields=["store", "status", "-created_at"], name="order_store_status_created_idx"
             ),
+            # Order intake's open-orders limit (MAX_OPEN_ORDERS_PER_CUSTOMER) counts these:
+            # a customer's orders on their way, not every order they ever placed.
+            models.Index(
+                fields=["customer"],
+                condition=~Q(status__in=["delivered", "cancelled"]),
+                name="order_customer_open_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

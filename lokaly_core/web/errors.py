@@ -31,6 +31,8 @@ DOMAIN_STATUS = {
     ErrorCode.INSUFFICIENT_STOCK: 409,
     ErrorCode.CONFLICT: 409,
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,
+    ErrorCode.STORE_CLOSED: 409,
+    ErrorCode.TOO_MANY_OPEN_ORDERS: 409,
 }
 
 

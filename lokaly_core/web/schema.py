@@ -38,3 +38,27 @@ class AutoSchema(openapi.AutoSchema):
             and PAGE_FIELDS <= set(page.fields)
             and isinstance(page.fields["results"], LIST_FIELDS)
         )
+
+
+# ``opening_hours`` as both APIs take and show it (docs/api.md, "Stores: opening hours and
+# delivery area"): weekday -> list of ["HH:MM", "HH:MM"] intervals, or null (always open).
+_INTERVAL = {
+    "type": "array",
+    "items": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+    "minItems": 2,
+    "maxItems": 2,
+}
+OPENING_HOURS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "nullable": True,
+    "description": (
+        "Per weekday (mon ... sun), intervals of local time in the store's time zone, "
+        '[["08:00", "22:00"]]; an end not after its start runs past midnight and belongs to '
+        "the day it starts; a weekday left out is closed. null: always open."
+    ),
+    "properties": {
+        day: {"type": "array", "items": _INTERVAL}
+        for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    },
+    "additionalProperties": False,
+}

@@ -1,4 +1,5 @@
-"""Test settings: fixed secrets and a generous rate limit (tests that check it lower it)."""
+"""Test settings: fixed secrets, a generous rate limit and open-orders limit (the tests that
+check them lower them; the servers the tests start inherit them)."""
 
 import os
 
@@ -6,6 +7,7 @@ os.environ.setdefault("PUBLIC_JWT_SECRET", "test-public-secret-not-for-productio
 os.environ.setdefault("ADMIN_JWT_SECRET", "test-admin-secret-not-for-production-0123456789")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-django-secret-not-for-production-0123456789abcdef")
 os.environ.setdefault("PUBLIC_RATE_LIMIT", "100000/m")
+os.environ.setdefault("MAX_OPEN_ORDERS_PER_CUSTOMER", "100000")
 os.environ.setdefault("CACHE_KEY_PREFIX", "lokaly-test")
 os.environ.setdefault("EVENT_STREAM", "lokaly-test:events")
 os.environ.setdefault("DEAD_LETTER_STREAM", "lokaly-test:events:dead")

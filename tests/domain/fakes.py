@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from uuid import UUID
 from lokaly_core.domain.model.catalog import Offer, StoreInfo
 from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY, Candidate, Delivery, DeliveryStatus
 from lokaly_core.domain.model.inventory import StockLevel
-from lokaly_core.domain.model.orders import Order
+from lokaly_core.domain.model.orders import Order, OrderStatus
 from lokaly_core.domain.model.picking import Picking
 from lokaly_core.events import Envelope, EventPayload
 
@@ -28,17 +29,27 @@ class FakeClock:
 
 
 class FakeCatalog:
-    def __init__(self) -> None:
+    def __init__(self, orders: FakeOrders | None = None) -> None:
         self.stores: dict[UUID, StoreInfo] = {}
         self.offers: dict[tuple[UUID, UUID], Offer] = {}
+        self._orders = orders
 
     def get_store_offers(
-        self, store_id: UUID, product_ids: Sequence[UUID]
+        self, store_id: UUID, product_ids: Sequence[UUID], *, customer_id: UUID | None = None
     ) -> tuple[StoreInfo | None, dict[UUID, Offer]]:
         offers = {
             p: self.offers[(store_id, p)] for p in product_ids if (store_id, p) in self.offers
         }
-        return self.stores.get(store_id), offers
+        store = self.stores.get(store_id)
+        if store is not None and customer_id is not None and self._orders is not None:
+            done = {OrderStatus.DELIVERED, OrderStatus.CANCELLED}
+            count = sum(
+                1
+                for order in self._orders.rows.values()
+                if order.customer_id == customer_id and order.status not in done
+            )
+            store = dataclasses.replace(store, customer_open_orders=count)
+        return store, offers
 
 
 class FakeOrders:
@@ -257,8 +268,8 @@ class FakeUnitOfWork:
     """Commits copy state into ``committed_*``; leaving without commit discards changes."""
 
     def __init__(self) -> None:
-        self.catalog = FakeCatalog()
         self.orders = FakeOrders()
+        self.catalog = FakeCatalog(self.orders)
         self.stock = FakeStock()
         self.picking = FakePicking()
         self.deliveries = FakeDeliveries()

@@ -24,6 +24,7 @@ ERROR_CODES = {
     "permission_denied", "not_found", "method_not_allowed", "invalid_transition",
     "insufficient_stock", "idempotency_conflict", "conflict", "unsupported_media_type",
     "rate_limited", "unavailable",
+    "store_closed", "too_many_open_orders",  # v1.1
 }
 ADDRESS = {"line1": "Keizersgracht 1", "city": "Amsterdam", "postal_code": "1015 CJ"}
 

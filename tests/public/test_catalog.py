@@ -18,6 +18,9 @@ def _products_url(store) -> str:
 
 # --- stores -----------------------------------------------------------------------------
 
+# What v1.1 adds to every store (docs/api.md), as a store that sets none of it has them.
+V1_1_DEFAULTS = {"opening_hours": None, "timezone": "UTC", "delivery_radius_m": None}
+
 
 def test_stores_lists_only_active_stores_in_the_contract_shape(customer_client, db):
     open_store = StoreFactory.create(name="A Centrum", address="Dam 1", lat=52.373, lng=4.893)
@@ -32,10 +35,12 @@ def test_stores_lists_only_active_stores_in_the_contract_shape(customer_client, 
             {
                 "id": str(open_store.id), "name": "A Centrum", "address": "Dam 1",
                 "lat": 52.373, "lng": 4.893, "is_open": True,
+                **V1_1_DEFAULTS,
             },
             {
                 "id": str(closed_store.id), "name": "B Noord", "address": closed_store.address,
                 "lat": 52.37, "lng": 4.89, "is_open": False,
+                **V1_1_DEFAULTS,
             },
         ],
         "next": None,
