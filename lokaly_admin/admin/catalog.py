@@ -27,8 +27,15 @@ from lokaly_core.orders.uow import DjangoUnitOfWork
 class StoreAdmin(RoleActionsMixin, admin.ModelAdmin):
     read_action = "catalog.read"
     write_action = "catalog.write"
-    list_display = ("name", "address", "is_active", "is_open", "created_at")
-    list_filter = ("is_active", "is_open")
+    list_display = (
+        "name",
+        "address",
+        "is_active",
+        "is_open",
+        "requires_handoff_code",
+        "created_at",
+    )
+    list_filter = ("is_active", "is_open", "requires_handoff_code")
     search_fields = ("name", "address")
     readonly_fields = ("created_at",)
 

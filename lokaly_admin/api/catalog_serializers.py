@@ -30,10 +30,21 @@ class StoreInSerializer(serializers.Serializer):
     lat = FiniteFloatField(min_value=-90, max_value=90)
     lng = FiniteFloatField(min_value=-180, max_value=180)
     is_active = serializers.BooleanField(required=False, default=True)
+    requires_handoff_code = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="v1.1, proof of delivery: couriers complete this store's deliveries "
+        "with the customer's 4-digit hand-off code.",
+    )
 
 
 class StorePatchSerializer(StoreInSerializer):
     is_active = serializers.BooleanField(required=False)
+    requires_handoff_code = serializers.BooleanField(
+        required=False,
+        help_text="v1.1: applies to deliveries picked up from now on; one already on its "
+        "way keeps the rule it was picked up with.",
+    )
 
 
 class StoreOutSerializer(serializers.Serializer):
@@ -44,6 +55,7 @@ class StoreOutSerializer(serializers.Serializer):
     lng = serializers.FloatField()
     is_active = serializers.BooleanField()
     is_open = serializers.BooleanField()
+    requires_handoff_code = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
 

@@ -14,6 +14,8 @@ class Store(models.Model):
     lng = models.FloatField()
     is_active = models.BooleanField(default=True)
     is_open = models.BooleanField(default=True)
+    # v1.1 "Proof of delivery": deliveries need the customer's hand-off code.
+    requires_handoff_code = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

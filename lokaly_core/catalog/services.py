@@ -17,7 +17,7 @@ from lokaly_core.catalog.models import Product, Store
 from lokaly_core.domain.errors import DomainError, ErrorCode, NotFound
 from lokaly_core.inventory.models import Stock
 
-STORE_FIELDS = frozenset({"name", "address", "lat", "lng", "is_active"})
+STORE_FIELDS = frozenset({"name", "address", "lat", "lng", "is_active", "requires_handoff_code"})
 PRODUCT_FIELDS = frozenset({"sku", "name", "price_cents", "currency", "is_active"})
 _SKU_UNIQUE = "sku"
 
@@ -31,9 +31,22 @@ class DuplicateSku(DomainError):
 
 
 def store_create(
-    *, name: str, address: str, lat: float, lng: float, is_active: bool = True
+    *,
+    name: str,
+    address: str,
+    lat: float,
+    lng: float,
+    is_active: bool = True,
+    requires_handoff_code: bool = False,
 ) -> Store:
-    return Store.objects.create(name=name, address=address, lat=lat, lng=lng, is_active=is_active)
+    return Store.objects.create(
+        name=name,
+        address=address,
+        lat=lat,
+        lng=lng,
+        is_active=is_active,
+        requires_handoff_code=requires_handoff_code,
+    )
 
 
 def store_update(*, store_id: UUID, changes: Mapping[str, Any]) -> Store:

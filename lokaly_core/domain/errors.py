@@ -15,6 +15,8 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_STOCK = "insufficient_stock"
     CONFLICT = "conflict"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    INVALID_HANDOFF_CODE = "invalid_handoff_code"
+    HANDOFF_LOCKED = "handoff_locked"
 
 
 class DomainError(Exception):
@@ -53,3 +55,15 @@ class InvalidTransition(DomainError):
 class InsufficientStock(DomainError):
     code = ErrorCode.INSUFFICIENT_STOCK
     default_message = "Not enough stock."
+
+
+class InvalidHandoffCode(DomainError):
+    code = ErrorCode.INVALID_HANDOFF_CODE
+    default_message = "The hand-off code is wrong or missing."
+
+
+class HandoffLocked(DomainError):
+    code = ErrorCode.HANDOFF_LOCKED
+    default_message = (
+        "Too many wrong hand-off codes: the delivery is locked until staff complete it."
+    )

@@ -75,11 +75,11 @@ SELECT {", ".join(f"o.{c}" for c in _ORDER_COLUMNS)},
   EXISTS (SELECT 1 FROM core_delivery w
           WHERE w.order_id = o.id AND w.courier_id = %(watcher)s
             AND w.status = ANY(%(current)s)) AS watcher_delivers,
-  {", ".join(f"d.{c}" for c in _DELIVERY_COLUMNS)}
+  {", ".join(f"d.{c}" for c in _DELIVERY_COLUMNS)}, d.handoff_code
 FROM core_order o
 LEFT JOIN LATERAL (
   SELECT d.id, d.status, d.courier_id, u.name AS courier_name,
-         d.assigned_at, d.picked_up_at, d.delivered_at
+         d.assigned_at, d.picked_up_at, d.delivered_at, d.handoff_code
   FROM core_delivery d JOIN core_user u ON u.id = d.courier_id
   WHERE d.order_id = o.id AND d.status = ANY(%(current)s)
   ORDER BY d.assigned_at DESC LIMIT 1
@@ -96,6 +96,9 @@ class WatchedOrder:
     watcher_delivers: bool  # the watcher is (or was, once delivered) its courier
     order: dict[str, Any]
     missed: list[dict[str, Any]]  # changes after ``since``, oldest first
+    # The current delivery's hand-off code (v1.1): for the customer's snapshot only
+    # (``with_handoff_code``), never in ``order``, which the courier may be sent.
+    handoff_code: str | None = None
 
 
 def _json(value: Any) -> Any:
@@ -121,7 +124,8 @@ def watched_order(
     fields = dict(zip(_ORDER_COLUMNS, row[:n], strict=True))
     fields["delivery_address"] = _json(fields["delivery_address"])
     lines, missed, watcher_delivers = _json(row[n]) or [], _json(row[n + 1]) or [], row[n + 2]
-    delivery = dict(zip(_DELIVERY_COLUMNS, row[n + 3 :], strict=True))
+    width = len(_DELIVERY_COLUMNS)
+    delivery = dict(zip(_DELIVERY_COLUMNS, row[n + 3 : n + 3 + width], strict=True))
     order = _render(
         SimpleNamespace(**fields),
         [SimpleNamespace(**line) for line in lines],
@@ -133,6 +137,7 @@ def watched_order(
         watcher_delivers=bool(watcher_delivers),
         order=order,
         missed=[_change(c) for c in missed],
+        handoff_code=row[n + 3 + width],
     )
 
 
