@@ -144,7 +144,7 @@ class OrderAdmin(RoleActionsMixin, admin.ModelAdmin):
     def delivery_fee(self, order: Order) -> str:
         return money(order.delivery_fee_cents, order.currency)
 
-    @admin.display(description="hand-off code")
+    @admin.display(description="proof of delivery")
     def handoff(self, order: Order) -> str:
         """Whether the delivery needs the customer's code, and its tries; never the code."""
         return handoff_state(order)
