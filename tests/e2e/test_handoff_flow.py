@@ -106,7 +106,7 @@ def test_the_customer_reads_the_code_and_only_the_right_code_delivers(
         )
         assert done["status"] == "delivered"
         deadline = time.monotonic() + 20
-        changes = []
+        changes: list[dict[str, Any]] = []
         while not changes:
             message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
             if message["type"] == "order.status_changed":
