@@ -18,6 +18,7 @@ ADMIN_ACTIONS = frozenset(
     {
         "orders.read",
         "orders.cancel",
+        "orders.deliver",
         "picking.write",
         "catalog.read",
         "catalog.write",

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -119,6 +120,10 @@ def _admit(
         return CLOSE_UNAUTHENTICATED, None, None
     if not claimed:
         return CLOSE_TOO_MANY, None, None
+    if role == Role.CUSTOMER:
+        watched = replace(
+            watched, order=selectors.with_handoff_code(watched.order, watched.handoff_code)
+        )
     return 0, watched, _last_courier_location(order_id, watched.order["delivery"])
 
 

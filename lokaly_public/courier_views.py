@@ -88,17 +88,18 @@ class CourierDeliveryListApi(APIView):
         page = paginator.paginate_queryset(
             selectors.courier_active_deliveries(caller(request).id), request, view=self
         )
-        return paginator.get_paginated_response(
-            [selectors.delivery_to_dict(d) for d in page or []]
-        )
+        return paginator.get_paginated_response([selectors.delivery_to_dict(d) for d in page or []])
 
 
-def _act(service: Callable[..., Any], request: Request, delivery_id: UUID) -> Response:
+def _act(
+    service: Callable[..., Any], request: Request, delivery_id: UUID, **params: Any
+) -> Response:
     service(
         uow=DjangoUnitOfWork(),
         clock=timezone.now,
         delivery_id=delivery_id,
         courier_id=caller(request).id,
+        **params,
     )
     delivery = selectors.courier_delivery(delivery_id=delivery_id, courier_id=caller(request).id)
     return Response(selectors.delivery_to_dict(delivery))
@@ -121,12 +122,20 @@ class CourierDeliveryCompleteApi(APIView):
     permission_classes = [IsCourier]
 
     @extend_schema(
-        request=None,
+        request=s.DeliveryCompleteSerializer,
         responses={200: s.DeliverySerializer},
-        description="After pickup: the order is `delivered` and the courier is free.",
+        description="After pickup: the order is `delivered` and the courier is free. "
+        "v1.1: a delivery from a store that requires a hand-off code "
+        "(`handoff_code_required`) needs `handoff_code`: a wrong or missing one is 409 "
+        "`invalid_handoff_code` (details `attempts_left`; a missing one costs no attempt); "
+        "after 5 wrong codes 409 `handoff_locked`, also for the right code, until staff "
+        "complete the delivery.",
     )
     def post(self, request: Request, delivery_id: UUID) -> Response:
-        return _act(delivery_complete, request, delivery_id)
+        serializer = s.DeliveryCompleteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        code = serializer.validated_data.get("handoff_code")
+        return _act(delivery_complete, request, delivery_id, handoff_code=code or None)
 
 
 class CourierDeliveryDeclineApi(APIView):

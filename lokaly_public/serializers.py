@@ -188,6 +188,20 @@ class OrderOutSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class CustomerOrderSerializer(OrderOutSerializer):
+    """The order as its customer reads it (GET, cancel): v1's order plus, in v1.1,
+    ``handoff_code`` (a new order, as POST answers it, never has one)."""
+
+    handoff_code = serializers.CharField(
+        required=False,
+        min_length=4,
+        max_length=4,
+        help_text="v1.1, proof of delivery: present only while the order is "
+        "`out_for_delivery` at a store that requires a hand-off code, and only to the "
+        "order's customer (4 digits, to give the courier at the door). Absent otherwise.",
+    )
+
+
 class StatusChangeSerializer(serializers.Serializer):
     status = serializers.CharField()
     previous_status = serializers.CharField(allow_null=True)
@@ -258,6 +272,27 @@ class DeliverySerializer(serializers.Serializer):
     assigned_at = serializers.DateTimeField()
     picked_up_at = serializers.DateTimeField(allow_null=True)
     delivered_at = serializers.DateTimeField(allow_null=True)
+    handoff_code_required = serializers.BooleanField(
+        required=False,
+        help_text="v1.1: present (always `true`) once a delivery from a store that "
+        "requires a hand-off code is picked up: complete it with the customer's code.",
+    )
+    handoff_attempts_left = serializers.IntegerField(
+        required=False,
+        help_text="v1.1: with `handoff_code_required`, wrong codes left before the "
+        "delivery is locked (0: locked until staff complete it).",
+    )
+
+
+class DeliveryCompleteSerializer(serializers.Serializer):
+    handoff_code = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=16,
+        help_text="v1.1: the customer's hand-off code, required when the delivery has one "
+        "(`handoff_code_required`); ignored otherwise.",
+    )
 
 
 # -- notifications --------------------------------------------------------------------------

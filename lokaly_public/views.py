@@ -243,14 +243,16 @@ class OrderListCreateApi(APIView):
     @extend_schema(
         operation_id="orders_list",
         parameters=PAGINATION_PARAMETERS,
-        responses={200: paginated(s.OrderOutSerializer(many=True), "Order")},
+        responses={200: paginated(s.CustomerOrderSerializer(many=True), "Order")},
     )
     def get(self, request: Request) -> Response:
         paginator = CursorPagination()
         page = paginator.paginate_queryset(
             selectors.customer_orders(caller(request).id), request, view=self
         )
-        return paginator.get_paginated_response([selectors.order_to_dict(o) for o in page or []])
+        return paginator.get_paginated_response(
+            [selectors.customer_order_to_dict(o) for o in page or []]
+        )
 
     @extend_schema(
         request=s.PlaceOrderSerializer,
@@ -321,10 +323,10 @@ def _max_open_orders() -> int | None:
 class OrderDetailApi(APIView):
     permission_classes = [IsCustomer]
 
-    @extend_schema(responses={200: s.OrderOutSerializer})
+    @extend_schema(responses={200: s.CustomerOrderSerializer})
     def get(self, request: Request, order_id: UUID) -> Response:
         order = selectors.customer_order(order_id=order_id, customer_id=caller(request).id)
-        return Response(selectors.order_to_dict(order))
+        return Response(selectors.customer_order_to_dict(order))
 
 
 class OrderHistoryApi(APIView):
@@ -339,7 +341,7 @@ class OrderHistoryApi(APIView):
 class OrderCancelApi(APIView):
     permission_classes = [IsCustomer]
 
-    @extend_schema(request=s.CancelSerializer, responses={200: s.OrderOutSerializer})
+    @extend_schema(request=s.CancelSerializer, responses={200: s.CustomerOrderSerializer})
     def post(self, request: Request, order_id: UUID) -> Response:
         serializer = s.CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -352,4 +354,4 @@ class OrderCancelApi(APIView):
             customer_id=caller(request).id,
         )
         order = selectors.customer_order(order_id=order_id, customer_id=caller(request).id)
-        return Response(selectors.order_to_dict(order))
+        return Response(selectors.customer_order_to_dict(order))

@@ -12,12 +12,37 @@ from django.utils import timezone
 
 from lokaly_admin.admin.formatting import money
 from lokaly_admin.admin.permissions import ReadOnlyInline, RoleActionsMixin, role_allows
+from lokaly_core.delivery.models import Delivery
+from lokaly_core.delivery.selectors import CURRENT
 from lokaly_core.domain.errors import DomainError
-from lokaly_core.domain.model.orders import Actor
+from lokaly_core.domain.model.delivery import MAX_HANDOFF_ATTEMPTS
+from lokaly_core.domain.model.orders import Actor, OrderStatus
 from lokaly_core.domain.services import order_cancel
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
 from lokaly_core.orders.uow import DjangoUnitOfWork
 
+
+def handoff_state(order: Order) -> str:
+    """The order's proof-of-delivery state for staff (v1.1), without the code itself."""
+    delivery = (
+        Delivery.objects.filter(order_id=order.id, status__in=CURRENT)
+        .order_by("-assigned_at")
+        .only("handoff_code", "handoff_failed_attempts")
+        .first()
+    )
+    if delivery is None or delivery.handoff_code is None:
+        if order.store.requires_handoff_code and order.status not in _PAST_PICKUP:
+            return "required (the code is made when the courier picks the order up)"
+        return "not required"
+    wrong = delivery.handoff_failed_attempts
+    if wrong >= MAX_HANDOFF_ATTEMPTS:
+        return f"required; LOCKED after {wrong} wrong codes: staff must complete the delivery"
+    return f"required; {wrong} wrong code(s) so far, {MAX_HANDOFF_ATTEMPTS - wrong} left"
+
+
+_PAST_PICKUP = frozenset(
+    s.value for s in (OrderStatus.OUT_FOR_DELIVERY, OrderStatus.DELIVERED, OrderStatus.CANCELLED)
+)
 CANCEL_REASON_MAX_LENGTH = OrderStatusChange._meta.get_field("reason").max_length
 
 
@@ -44,8 +69,11 @@ class OrderStatusChangeInline(ReadOnlyInline, admin.TabularInline):
     read_action = "orders.read"
     verbose_name = "status change"
     verbose_name_plural = "history"
-    fields = ("status_version", "previous_status", "status", "occurred_at", "reason")
+    fields = ("status_version", "previous_status", "status", "occurred_at", "reason", "actor")
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderStatusChange]:
+        return super().get_queryset(request).select_related("actor")
 
 
 class CancelOrdersForm(forms.Form):
@@ -76,7 +104,7 @@ class OrderAdmin(RoleActionsMixin, admin.ModelAdmin):
             "Amounts",
             {"fields": ("subtotal", "delivery_fee", "total", "stock_state")},
         ),
-        ("Delivery", {"fields": ("delivery_address", "note", "cancel_reason")}),
+        ("Delivery", {"fields": ("delivery_address", "note", "cancel_reason", "handoff")}),
         ("Dates", {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = (
@@ -92,6 +120,7 @@ class OrderAdmin(RoleActionsMixin, admin.ModelAdmin):
         "delivery_address",
         "note",
         "cancel_reason",
+        "handoff",
         "created_at",
         "updated_at",
     )
@@ -114,6 +143,11 @@ class OrderAdmin(RoleActionsMixin, admin.ModelAdmin):
     @admin.display(description="delivery fee")
     def delivery_fee(self, order: Order) -> str:
         return money(order.delivery_fee_cents, order.currency)
+
+    @admin.display(description="proof of delivery")
+    def handoff(self, order: Order) -> str:
+        """Whether the delivery needs the customer's code, and its tries; never the code."""
+        return handoff_state(order)
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return role_allows(request, "orders.cancel")

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lokaly_core.domain.delivery import delivery_complete_by_admin
 from lokaly_core.domain.model.orders import Actor
 from lokaly_core.domain.picking import picking_complete, picking_start
 from lokaly_core.domain.services import order_cancel
@@ -145,6 +146,12 @@ class CancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300)
 
 
+class DeliveryCompleteSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=300, help_text="Why staff completed it (recorded in the order's history)."
+    )
+
+
 # -- views ---------------------------------------------------------------------------------
 
 
@@ -215,6 +222,33 @@ class OrderCancelApi(APIView):
         return Response(selectors.admin_order_to_dict(selectors.admin_order(order_id)))
 
 
+class OrderDeliveryCompleteApi(APIView):
+    action = "orders.deliver"
+
+    @extend_schema(
+        request=DeliveryCompleteSerializer,
+        responses={200: ORDER_ROW},
+        description=(
+            "v1.1, proof of delivery: complete the delivery of an `out_for_delivery` order "
+            "(a hand-off code locked after 5 wrong tries, or a courier who cannot). The "
+            "order is `delivered` and the courier free, with the events of a courier's "
+            "drop-off plus `delivery.completed_by_admin`; the history records the staff "
+            "member and `reason`. Any other status is 409 `invalid_transition`."
+        ),
+    )
+    def post(self, request: Request, order_id: UUID) -> Response:
+        serializer = DeliveryCompleteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        delivery_complete_by_admin(
+            uow=DjangoUnitOfWork(),
+            clock=timezone.now,
+            order_id=order_id,
+            staff_id=request.user.id,
+            reason=serializer.validated_data["reason"],
+        )
+        return Response(selectors.admin_order_to_dict(selectors.admin_order(order_id)))
+
+
 class PickingStartApi(APIView):
     action = "picking.write"
 
@@ -252,6 +286,9 @@ urlpatterns = [
     path("api/admin/orders", OrderListApi.as_view()),
     path("api/admin/orders/<uuid:order_id>", OrderDetailApi.as_view()),
     path("api/admin/orders/<uuid:order_id>/cancel", OrderCancelApi.as_view()),
+    path(
+        "api/admin/orders/<uuid:order_id>/delivery/complete", OrderDeliveryCompleteApi.as_view()
+    ),
     path("api/admin/orders/<uuid:order_id>/picking/start", PickingStartApi.as_view()),
     path("api/admin/orders/<uuid:order_id>/picking/complete", PickingCompleteApi.as_view()),
 ]

@@ -62,6 +62,10 @@ class Delivery(models.Model):
     picked_up_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # v1.1 "Proof of delivery": set at pickup when the store requires a code. Kept in
+    # clear: the customer is shown it (four digits; a hash would not hide them anyway).
+    handoff_code = models.CharField(max_length=4, null=True, blank=True)
+    handoff_failed_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [

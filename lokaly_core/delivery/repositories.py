@@ -33,6 +33,8 @@ def _to_domain(row: DeliveryRow) -> d.Delivery:
         picked_up_at=row.picked_up_at,
         delivered_at=row.delivered_at,
         ended_at=row.ended_at,
+        handoff_code=row.handoff_code,
+        handoff_failed_attempts=row.handoff_failed_attempts,
     )
 
 
@@ -56,6 +58,8 @@ class OrmDeliveries:
             courier_id=delivery.courier_id,
             status=delivery.status,
             assigned_at=delivery.assigned_at,
+            handoff_code=delivery.handoff_code,
+            handoff_failed_attempts=delivery.handoff_failed_attempts,
         )
 
     def save(self, delivery: d.Delivery) -> None:
@@ -64,6 +68,13 @@ class OrmDeliveries:
             picked_up_at=delivery.picked_up_at,
             delivered_at=delivery.delivered_at,
             ended_at=delivery.ended_at,
+            handoff_code=delivery.handoff_code,
+            handoff_failed_attempts=delivery.handoff_failed_attempts,
+        )
+
+    def store_requires_handoff_code(self, store_id: UUID) -> bool:
+        return bool(
+            Store.objects.filter(pk=store_id).values_list("requires_handoff_code", flat=True).get()
         )
 
     def store_location(self, store_id: UUID) -> tuple[float, float]:

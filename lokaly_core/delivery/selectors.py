@@ -15,7 +15,11 @@ from django.db.models import F, Prefetch, QuerySet
 
 from lokaly_core.delivery.models import Delivery
 from lokaly_core.domain.errors import NotFound
-from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY, DeliveryStatus
+from lokaly_core.domain.model.delivery import (
+    ACTIVE_DELIVERY,
+    MAX_HANDOFF_ATTEMPTS,
+    DeliveryStatus,
+)
 from lokaly_core.events.contracts import format_timestamp
 from lokaly_core.orders.models import OrderLine
 
@@ -82,6 +86,20 @@ def current_delivery_of(order: Any) -> dict[str, Any] | None:
             .order_by("-assigned_at")[:1]
         )
     return order_delivery_to_dict(prefetched[0] if prefetched else None)
+
+
+def current_handoff_code_of(order: Any) -> str | None:
+    """The hand-off code of the order's current delivery, if it has one (v1.1): from the
+    prefetch when there is one, else read (one query). Only the customer is shown it."""
+    prefetched = getattr(order, CURRENT_ATTR, None)
+    if prefetched is not None:
+        return prefetched[0].handoff_code if prefetched else None
+    return (
+        Delivery.objects.filter(order_id=order.id, status__in=CURRENT)
+        .order_by("-assigned_at")
+        .values_list("handoff_code", flat=True)
+        .first()
+    )
 
 
 def current_deliveries_by_order(order_ids: Iterable[UUID]) -> dict[UUID, dict[str, Any]]:
@@ -153,7 +171,7 @@ def delivery_to_dict(delivery: Delivery) -> dict[str, Any]:
     """A delivery as the courier app sees it (order, store, lines and customer loaded)."""
     order = delivery.order
     store = order.store
-    return {
+    body = {
         "id": str(delivery.id),
         "order_id": str(order.id),
         "order_number": order.number,
@@ -174,3 +192,10 @@ def delivery_to_dict(delivery: Delivery) -> dict[str, Any]:
         "picked_up_at": _timestamp(delivery.picked_up_at),
         "delivered_at": _timestamp(delivery.delivered_at),
     }
+    if delivery.handoff_code is not None:
+        # v1.1: that a code is needed and how many tries are left; never the code.
+        body["handoff_code_required"] = True
+        body["handoff_attempts_left"] = max(
+            0, MAX_HANDOFF_ATTEMPTS - delivery.handoff_failed_attempts
+        )
+    return body

@@ -10,7 +10,10 @@ The rules (docs/contract.md, "Order status machine"; docs/api.md, dispatch):
   (``courier.available``: online, delivered, declined, or released by a cancellation);
 - pickup needs the order ``ready``: the order goes ``out_for_delivery`` and its stock
   reservation is consumed; complete: the order is ``delivered`` and the courier is free;
-- decline (before pickup only) frees the courier and puts the order back in the queue.
+- decline (before pickup only) frees the courier and puts the order back in the queue;
+- proof of delivery (v1.1, ``domain/handoff.py``): at a store that requires a hand-off
+  code, pickup gives the delivery a code and complete needs it; staff can complete a
+  picked-up delivery themselves (``delivery_complete_by_admin``), with a reason.
 
 Every change happens under the order's row lock (taken first, always), so two workers
 never assign one order twice; a courier is claimed with a row lock that skips couriers
@@ -28,8 +31,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from lokaly_core.domain.backoff import backoff_ms
-from lokaly_core.domain.errors import InvalidTransition, NotFound, ValidationFailed
+from lokaly_core.domain.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
 from lokaly_core.domain.geo import distance_m
+from lokaly_core.domain.handoff import handoff_verify, new_handoff_code
 from lokaly_core.domain.history import record_status_change
 from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.model.delivery import (
@@ -43,6 +47,7 @@ from lokaly_core.events import (
     CourierAvailable,
     DeliveryAssigned,
     DeliveryCompleted,
+    DeliveryCompletedByAdmin,
     DeliveryDeclined,
     DeliveryPickedUp,
 )
@@ -208,27 +213,99 @@ def delivery_pickup(
             order.stock_state = o.StockState.CONSUMED
         delivery.status = DeliveryStatus.PICKED_UP
         delivery.picked_up_at = now
+        if uow.deliveries.store_requires_handoff_code(order.store_id):
+            delivery.handoff_code = new_handoff_code()
         _record_step(uow, order, delivery, DeliveryPickedUp, now=now, change=change)
         uow.commit()
     return delivery
 
 
 def delivery_complete(
-    *, uow: UnitOfWork, clock: Clock, delivery_id: uuid.UUID, courier_id: uuid.UUID
+    *,
+    uow: UnitOfWork,
+    clock: Clock,
+    delivery_id: uuid.UUID,
+    courier_id: uuid.UUID,
+    handoff_code: str | None = None,
 ) -> Delivery:
-    """Handed over: order ``delivered``, the courier free for the next one."""
+    """Handed over: order ``delivered``, the courier free for the next one.
+
+    A delivery with a hand-off code needs it (``handoff_verify``): a wrong one is counted
+    and committed, then refused.
+    """
+    refusal: DomainError | None = None
     with uow:
         order, delivery = _courier_delivery(uow, delivery_id, courier_id)
         if delivery.status is not DeliveryStatus.PICKED_UP:
             raise _wrong_state(delivery, "completed", order)
-        now = clock()
-        change = order.move_to(o.OrderStatus.DELIVERED, actor=o.Actor.COURIER, at=now)
-        delivery.status = DeliveryStatus.DELIVERED
-        delivery.delivered_at = now
-        _record_step(uow, order, delivery, DeliveryCompleted, now=now, change=change)
-        _free_courier(uow, courier_id, reason="delivered", now=now, order_id=order.id)
-        uow.commit()
+        refusal = handoff_verify(delivery, handoff_code)
+        if refusal is not None:
+            uow.deliveries.save(delivery)  # the attempt counts although the call fails
+            uow.commit()
+        else:
+            now = clock()
+            change = order.move_to(o.OrderStatus.DELIVERED, actor=o.Actor.COURIER, at=now)
+            _deliver(uow, order, delivery, change, now=now)
+            uow.commit()
+    if refusal is not None:
+        raise refusal
     return delivery
+
+
+def delivery_complete_by_admin(
+    *,
+    uow: UnitOfWork,
+    clock: Clock,
+    order_id: uuid.UUID,
+    staff_id: uuid.UUID | None,
+    reason: str,
+) -> o.Order:
+    """Staff complete an ``out_for_delivery`` order's delivery (a locked hand-off code, a
+    courier's phone gone): the same events as a courier's drop-off, plus
+    ``delivery.completed_by_admin``; the history records the staff member and ``reason``."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed({"reason": ["This field may not be blank."]})
+    with uow:
+        order = uow.orders.get_for_update(order_id)
+        if order is None:
+            raise NotFound("No such order.")
+        active = uow.deliveries.active_for_order(order_id)
+        delivery = uow.deliveries.get_for_update(active.id) if active else None
+        if delivery is None or delivery.status is not DeliveryStatus.PICKED_UP:
+            raise InvalidTransition(
+                f"An order that is {order.status} has no delivery on its way to complete.",
+                details={"status": str(order.status), "requested": "delivered"},
+            )
+        now = clock()
+        change = order.move_to(
+            o.OrderStatus.DELIVERED, actor=o.Actor.ADMIN, at=now, reason=reason, actor_id=staff_id
+        )
+        uow.events.record(
+            DeliveryCompletedByAdmin(
+                delivery_id=delivery.id,
+                order_id=order.id,
+                courier_id=delivery.courier_id,
+                staff_id=staff_id,
+                reason=reason,
+                handoff_locked=delivery.handoff_locked,
+                handoff_failed_attempts=delivery.handoff_failed_attempts,
+            ),
+            aggregate_id=order.id,
+            occurred_at=now,
+        )
+        _deliver(uow, order, delivery, change, now=now)
+        uow.commit()
+    return order
+
+
+def _deliver(
+    uow: UnitOfWork, order: o.Order, delivery: Delivery, change: o.StatusChange, *, now: datetime
+) -> None:
+    delivery.status = DeliveryStatus.DELIVERED
+    delivery.delivered_at = now
+    _record_step(uow, order, delivery, DeliveryCompleted, now=now, change=change)
+    _free_courier(uow, delivery.courier_id, reason="delivered", now=now, order_id=order.id)
 
 
 def delivery_decline(

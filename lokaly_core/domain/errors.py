@@ -17,6 +17,8 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     STORE_CLOSED = "store_closed"
     TOO_MANY_OPEN_ORDERS = "too_many_open_orders"
+    INVALID_HANDOFF_CODE = "invalid_handoff_code"
+    HANDOFF_LOCKED = "handoff_locked"
 
 
 class DomainError(Exception):
@@ -74,3 +76,15 @@ class StoreClosed(DomainError):
 class TooManyOpenOrders(DomainError):
     code = ErrorCode.TOO_MANY_OPEN_ORDERS
     default_message = "You have too many orders on their way; wait until one is delivered."
+
+
+class InvalidHandoffCode(DomainError):
+    code = ErrorCode.INVALID_HANDOFF_CODE
+    default_message = "The hand-off code is wrong or missing."
+
+
+class HandoffLocked(DomainError):
+    code = ErrorCode.HANDOFF_LOCKED
+    default_message = (
+        "Too many wrong hand-off codes: the delivery is locked until staff complete it."
+    )

@@ -121,6 +121,10 @@ class DeliveryRepository(Protocol):
 
     def store_location(self, store_id: UUID) -> tuple[float, float]: ...
 
+    def store_requires_handoff_code(self, store_id: UUID) -> bool:
+        """Whether the store's deliveries need the customer's hand-off code (v1.1)."""
+        ...
+
 
 class CourierRepository(Protocol):
     def free_candidates(self, order_id: UUID) -> list[Candidate]:

@@ -179,6 +179,23 @@ class DeliveryCompleted(EventPayload):
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryCompletedByAdmin(EventPayload):
+    """v1.1 ("Proof of delivery"): staff completed a delivery the courier could not (a
+    hand-off code locked after too many wrong tries). Recorded with the same
+    ``delivery.completed`` and ``order.status_changed`` as a courier's drop-off, which
+    stay as in v1; this one carries the audit: who, why, and the code's state."""
+
+    TYPE: ClassVar[str] = "delivery.completed_by_admin"
+    delivery_id: uuid.UUID
+    order_id: uuid.UUID
+    courier_id: uuid.UUID
+    staff_id: uuid.UUID | None
+    reason: str
+    handoff_locked: bool
+    handoff_failed_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryDeclined(EventPayload):
     """Added to the contract's list: a courier turned an assignment down before pickup."""
 
@@ -213,6 +230,7 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         DeliveryAssigned,
         DeliveryPickedUp,
         DeliveryCompleted,
+        DeliveryCompletedByAdmin,
         DeliveryDeclined,
         CourierAvailable,
     )

@@ -99,6 +99,15 @@ class OrderStatusChange(models.Model):
     status_version = models.PositiveIntegerField()
     occurred_at = models.DateTimeField()
     reason = models.CharField(max_length=300, null=True, blank=True)
+    # The staff account that made the change (v1.1: an admin's delivery completion);
+    # null for the customer's, the courier's and the system's changes.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["order", "status_version"]

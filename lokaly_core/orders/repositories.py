@@ -50,13 +50,24 @@ _HISTORY_COLUMNS = (
 )
 
 
-def _historyinsert_rows(order: d.Order) -> tuple[str, SqlParams]:
+def _history_insert(changes: Sequence[tuple[UUID, d.StatusChange]]) -> tuple[str, SqlParams]:
+    """The INSERT of history rows. ``actor_id`` (v1.1, a staff member's change) is
+    written only when a row has one: the other rows' statements stay as they were (the
+    intake's ``INSERT ... SELECT`` would type a NULL parameter as text, not uuid)."""
+    with_actor = any(c.actor_id is not None for _, c in changes)
+    columns = (*_HISTORY_COLUMNS, "actor_id") if with_actor else _HISTORY_COLUMNS
     rows = [
-        (order.id, c.status, c.previous_status, c.status_version, c.occurred_at, c.reason)
-        for c in order.pending_changes
+        (order_id, c.status, c.previous_status, c.status_version, c.occurred_at, c.reason)
+        + ((c.actor_id,) if with_actor else ())
+        for order_id, c in changes
     ]
+    return insert_rows(OrderStatusChange, columns, rows)
+
+
+def _historyinsert_rows(order: d.Order) -> tuple[str, SqlParams]:
+    statement = _history_insert([(order.id, c) for c in order.pending_changes])
     order.pending_changes.clear()
-    return insert_rows(OrderStatusChange, _HISTORY_COLUMNS, rows)
+    return statement
 
 
 def order_inserts(order: d.Order) -> list[tuple[str, SqlParams]]:
@@ -203,15 +214,11 @@ class OrmOrders:
             f"FROM (VALUES {values}) AS v(id, status, status_version, cancel_reason, "
             "stock_state, updated_at) WHERE o.id = v.id"
         )
-        history = [
-            (order.id, c.status, c.previous_status, c.status_version, c.occurred_at, c.reason)
-            for order in orders
-            for c in order.pending_changes
-        ]
+        history = [(order.id, c) for order in orders for c in order.pending_changes]
         for order in orders:
             order.pending_changes.clear()
         if history:
-            history_sql, history_params = insert_rows(OrderStatusChange, _HISTORY_COLUMNS, history)
+            history_sql, history_params = _history_insert(history)
             update = f"WITH u AS ({update}) {history_sql}"
             params += history_params
         with connection.cursor() as cursor:

@@ -20,6 +20,7 @@ from lokaly_core.delivery.selectors import (
     current_deliveries_by_order,
     current_delivery_of,
     current_delivery_prefetch,
+    current_handoff_code_of,
 )
 from lokaly_core.domain.errors import NotFound
 from lokaly_core.domain.model import orders as domain
@@ -51,6 +52,21 @@ def customer_order(*, order_id: UUID, customer_id: UUID) -> Order:
 def order_to_dict(order: Order) -> dict[str, Any]:
     """The contract's order (from ``orders_with_lines``; any other order costs two reads)."""
     return _render(order, order.lines.all(), order.delivery_address, current_delivery_of(order))
+
+
+def customer_order_to_dict(order: Order) -> dict[str, Any]:
+    """The order as its customer sees it: ``order_to_dict``, plus the hand-off code while
+    the order is out for delivery (v1.1; from ``orders_with_lines``, no extra read)."""
+    return with_handoff_code(order_to_dict(order), current_handoff_code_of(order))
+
+
+def with_handoff_code(order: dict[str, Any], code: str | None) -> dict[str, Any]:
+    """``order`` (rendered) with ``handoff_code`` when it is out for delivery and its
+    delivery has a code; else unchanged, without the key: a store that requires no code
+    shows the v1 shape. For the order's customer only, never the courier or staff."""
+    if code is None or order["status"] != domain.OrderStatus.OUT_FOR_DELIVERY:
+        return order
+    return {**order, "handoff_code": code}
 
 
 def created_order_to_dict(order: domain.Order) -> dict[str, Any]:
@@ -116,6 +132,20 @@ def order_history(
 
 
 # -- the admin side ---------------------------------------------------------------------
+
+
+def admin_order_history(order_id: UUID) -> list[dict[str, Any]]:
+    """``order_history`` plus each change's ``actor`` (the staff account that made it, or
+    null): how staff see who completed a delivery (v1.1). One query."""
+    changes = (
+        OrderStatusChange.objects.filter(order_id=order_id)
+        .select_related("actor")
+        .order_by("status_version")
+    )
+    return [
+        {**change_to_dict(c), "actor": customer_to_dict(c.actor) if c.actor else None}
+        for c in changes
+    ]
 
 
 _ORDER_COLUMNS = tuple(f.attname for f in Order._meta.concrete_fields)
@@ -259,7 +289,7 @@ def admin_order_detail_to_dict(order: Order) -> dict[str, Any]:
     picking = getattr(order, "picking", None)  # a missing reverse one-to-one raises
     return {
         **admin_order_to_dict(order),
-        "history": order_history(order.id),
+        "history": admin_order_history(order.id),
         "picking": picking_to_dict(picking) if picking is not None else None,
         "events": order_events(order.id),
     }

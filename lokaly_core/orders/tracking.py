@@ -76,11 +76,11 @@ SELECT {", ".join(f"o.{c}" for c in _ORDER_COLUMNS)},
           WHERE w.order_id = o.id AND w.courier_id = %(watcher)s
             AND w.status = ANY(%(current)s)) AS watcher_delivers,
   (SELECT a.role FROM core_user a WHERE a.id = %(account)s AND a.is_active) AS account_role,
-  {", ".join(f"d.{c}" for c in _DELIVERY_COLUMNS)}
+  {", ".join(f"d.{c}" for c in _DELIVERY_COLUMNS)}, d.handoff_code
 FROM core_order o
 LEFT JOIN LATERAL (
   SELECT d.id, d.status, d.courier_id, u.name AS courier_name,
-         d.assigned_at, d.picked_up_at, d.delivered_at
+         d.assigned_at, d.picked_up_at, d.delivered_at, d.handoff_code
   FROM core_delivery d JOIN core_user u ON u.id = d.courier_id
   WHERE d.order_id = o.id AND d.status = ANY(%(current)s)
   ORDER BY d.assigned_at DESC LIMIT 1
@@ -98,6 +98,9 @@ class WatchedOrder:
     order: dict[str, Any]
     missed: list[dict[str, Any]]  # changes after ``since``, oldest first
     account_role: str | None = None  # the ``account_id``'s role while it is active
+    # The current delivery's hand-off code (v1.1): for the customer's snapshot only
+    # (``with_handoff_code``), never in ``order``, which the courier may be sent.
+    handoff_code: str | None = None
 
 
 def _json(value: Any) -> Any:
@@ -135,7 +138,8 @@ def watched_order(
     fields["delivery_address"] = _json(fields["delivery_address"])
     lines, missed, watcher_delivers = _json(row[n]) or [], _json(row[n + 1]) or [], row[n + 2]
     account_role = row[n + 3]
-    delivery = dict(zip(_DELIVERY_COLUMNS, row[n + 4 :], strict=True))
+    width = len(_DELIVERY_COLUMNS)
+    delivery = dict(zip(_DELIVERY_COLUMNS, row[n + 4 : n + 4 + width], strict=True))
     order = _render(
         SimpleNamespace(**fields),
         [SimpleNamespace(**line) for line in lines],
@@ -148,6 +152,7 @@ def watched_order(
         order=order,
         missed=[_change(c) for c in missed],
         account_role=account_role,
+        handoff_code=row[n + 4 + width],
     )
 
 

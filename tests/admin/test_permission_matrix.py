@@ -30,6 +30,8 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("GET", "/api/admin/orders", "orders.read"),
     ("GET", "/api/admin/orders/{id}", "orders.read"),
     ("POST", "/api/admin/orders/{id}/cancel", "orders.cancel"),
+    # v1.1, proof of delivery
+    ("POST", "/api/admin/orders/{id}/delivery/complete", "orders.deliver"),
     ("POST", "/api/admin/orders/{id}/picking/start", "picking.write"),
     ("POST", "/api/admin/orders/{id}/picking/complete", "picking.write"),
     ("GET", "/api/admin/stores", "catalog.read"),

@@ -157,6 +157,7 @@ class FakeDeliveries:
     def __init__(self) -> None:
         self.rows: dict[UUID, Delivery] = {}
         self.store_locations: dict[UUID, tuple[float, float]] = {}
+        self.stores_requiring_handoff: set[UUID] = set()
 
     def get(self, delivery_id: UUID) -> Delivery | None:
         row = self.rows.get(delivery_id)
@@ -177,6 +178,9 @@ class FakeDeliveries:
 
     def store_location(self, store_id: UUID) -> tuple[float, float]:
         return self.store_locations.get(store_id, (52.37, 4.89))
+
+    def store_requires_handoff_code(self, store_id: UUID) -> bool:
+        return store_id in self.stores_requiring_handoff
 
 
 class FakeCouriers:

@@ -50,6 +50,15 @@ SAMPLES = [
     c.DeliveryPickedUp(delivery_id=uuid.uuid4(), order_id=ORDER, courier_id=uuid.uuid4()),
     c.DeliveryCompleted(delivery_id=uuid.uuid4(), order_id=ORDER, courier_id=uuid.uuid4()),
     c.DeliveryDeclined(delivery_id=uuid.uuid4(), order_id=ORDER, courier_id=uuid.uuid4()),
+    c.DeliveryCompletedByAdmin(
+        delivery_id=uuid.uuid4(),
+        order_id=ORDER,
+        courier_id=uuid.uuid4(),
+        staff_id=uuid.uuid4(),
+        reason="customer showed ID",
+        handoff_locked=True,
+        handoff_failed_attempts=5,
+    ),
     c.CourierAvailable(courier_id=uuid.uuid4(), reason="online"),
 ]
 
@@ -85,3 +94,30 @@ def test_unknown_event_type_is_reported() -> None:
     strange = Envelope.from_dict({**envelope.to_dict(), "type": "order.teleported"})
     with pytest.raises(UnknownEventType):
         strange.parse()
+
+
+def test_delivery_completed_by_admin_v1_wire_shape() -> None:
+    """v1.1's new type: its payload's fields and types on the wire (schema version 1)."""
+    staff, delivery, courier = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    event = c.DeliveryCompletedByAdmin(
+        delivery_id=delivery,
+        order_id=ORDER,
+        courier_id=courier,
+        staff_id=staff,
+        reason="locked",
+        handoff_locked=True,
+        handoff_failed_attempts=5,
+    )
+    wire = json.loads(Envelope.wrap(event, aggregate_id=ORDER, occurred_at=NOW).to_json())
+
+    assert wire["type"] == "delivery.completed_by_admin"
+    assert wire["schema_version"] == 1
+    assert wire["payload"] == {
+        "delivery_id": str(delivery),
+        "order_id": str(ORDER),
+        "courier_id": str(courier),
+        "staff_id": str(staff),
+        "reason": "locked",
+        "handoff_locked": True,
+        "handoff_failed_attempts": 5,
+    }

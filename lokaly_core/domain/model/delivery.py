@@ -18,6 +18,10 @@ class DeliveryStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Wrong hand-off codes before the delivery is locked (contract v1.1, "Proof of delivery").
+MAX_HANDOFF_ATTEMPTS = 5
+HANDOFF_CODE_DIGITS = 4
+
 ACTIVE_DELIVERY = frozenset({DeliveryStatus.ASSIGNED, DeliveryStatus.PICKED_UP})
 # Orders in these statuses still need (or have) a courier.
 DISPATCHABLE = frozenset({OrderStatus.CONFIRMED, OrderStatus.PICKING, OrderStatus.READY})
@@ -33,6 +37,18 @@ class Delivery:
     picked_up_at: datetime | None = None
     delivered_at: datetime | None = None
     ended_at: datetime | None = None  # declined or cancelled
+    # Proof of delivery (v1.1): the code the customer gives the courier, set at pickup
+    # when the store requires one, and the wrong codes tried so far.
+    handoff_code: str | None = None
+    handoff_failed_attempts: int = 0
+
+    @property
+    def handoff_locked(self) -> bool:
+        return self.handoff_failed_attempts >= MAX_HANDOFF_ATTEMPTS
+
+    @property
+    def handoff_attempts_left(self) -> int:
+        return max(0, MAX_HANDOFF_ATTEMPTS - self.handoff_failed_attempts)
 
     @property
     def is_active(self) -> bool:

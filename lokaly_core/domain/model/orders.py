@@ -44,7 +44,8 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderStatus], frozenset[Actor]] = {
     (S.CONFIRMED, S.PICKING): frozenset({Actor.SYSTEM, Actor.ADMIN}),
     (S.PICKING, S.READY): frozenset({Actor.SYSTEM, Actor.ADMIN}),
     (S.READY, S.OUT_FOR_DELIVERY): frozenset({Actor.COURIER, Actor.SYSTEM}),
-    (S.OUT_FOR_DELIVERY, S.DELIVERED): frozenset({Actor.COURIER, Actor.SYSTEM}),
+    # ADMIN: staff complete a delivery the courier could not (a locked hand-off code).
+    (S.OUT_FOR_DELIVERY, S.DELIVERED): frozenset({Actor.COURIER, Actor.SYSTEM, Actor.ADMIN}),
     (S.PENDING, S.CANCELLED): frozenset({Actor.CUSTOMER, Actor.ADMIN, Actor.SYSTEM}),
     (S.CONFIRMED, S.CANCELLED): frozenset({Actor.CUSTOMER, Actor.ADMIN, Actor.SYSTEM}),
     (S.PICKING, S.CANCELLED): frozenset({Actor.ADMIN}),
@@ -108,6 +109,8 @@ class StatusChange:
     status_version: int
     occurred_at: datetime
     reason: str | None
+    # The staff account that made the change, when one did (audited in the history).
+    actor_id: UUID | None = None
 
 
 @dataclass(slots=True)
@@ -145,7 +148,13 @@ class Order:
         )
 
     def move_to(
-        self, target: OrderStatus, *, actor: Actor, at: datetime, reason: str | None = None
+        self,
+        target: OrderStatus,
+        *,
+        actor: Actor,
+        at: datetime,
+        reason: str | None = None,
+        actor_id: UUID | None = None,
     ) -> StatusChange:
         """Apply one state-machine step, recording it for the repository to persist."""
         ensure_transition(self.status, target, actor)
@@ -155,6 +164,7 @@ class Order:
             status_version=self.status_version + 1,
             occurred_at=at,
             reason=reason,
+            actor_id=actor_id,
         )
         self.status = target
         self.status_version = change.status_version
