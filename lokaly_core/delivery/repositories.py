@@ -49,6 +49,10 @@ class OrmDeliveries:
         row = DeliveryRow.objects.filter(order_id=order_id, status__in=_ACTIVE).first()
         return _to_domain(row) if row else None
 
+    def active_for_courier(self, courier_id: UUID) -> d.Delivery | None:
+        row = DeliveryRow.objects.filter(courier_id=courier_id, status__in=_ACTIVE).first()
+        return _to_domain(row) if row else None
+
     def add(self, delivery: d.Delivery) -> None:
         DeliveryRow.objects.create(
             id=delivery.id,
@@ -75,9 +79,10 @@ class OrmCouriers:
     def free_candidates(self, order_id: UUID) -> list[d.Candidate]:
         with connection.cursor() as cursor:
             cursor.execute(
+                # The last decline of this order by each courier (dispatch's cooldown).
                 f"SELECT s.courier_id, s.lat, s.lng, s.available_since, "  # noqa: S608 - our tables
-                f"EXISTS (SELECT 1 FROM {_DELIVERY} x WHERE x.order_id = %s "
-                "AND x.courier_id = s.courier_id AND x.status = %s) "
+                f"(SELECT max(coalesce(x.ended_at, x.assigned_at)) FROM {_DELIVERY} x "
+                "WHERE x.order_id = %s AND x.courier_id = s.courier_id AND x.status = %s) "
                 f"FROM {_STATE} s JOIN {_USER} u ON u.id = s.courier_id "
                 "WHERE s.is_online AND s.current_delivery_id IS NULL AND u.is_active "
                 "AND u.role = %s",
@@ -90,9 +95,10 @@ class OrmCouriers:
                 lat=lat,
                 lng=lng,
                 available_since=since,
-                declined_this_order=declined,
+                declined_this_order=declined_at is not None,
+                declined_at=declined_at,
             )
-            for courier_id, lat, lng, since, declined in rows
+            for courier_id, lat, lng, since, declined_at in rows
         ]
 
     def try_claim(self, courier_id: UUID) -> bool:
