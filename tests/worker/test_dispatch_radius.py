@@ -22,10 +22,12 @@ from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY
 from lokaly_core.domain.picking import order_advance_to
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, place_order
+from lokaly_core.events import DeliveryDeclined
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.outbox.models import OutboxEvent
+from lokaly_worker.registry import Registry, registry
 from tests.factories import StockFactory, StoreFactory, courier_on_shift
-from tests.worker.conftest import run_until
+from tests.worker.conftest import make_worker, run_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -173,6 +175,25 @@ def test_deactivation_releases_the_delivery_to_another_courier(customer, stocked
     assert again.courier_id == second.id
     assert _declines(order_id) == [(str(first.id), "courier_deactivated")]
     assert CourierState.objects.get(pk=first.id).current_delivery_id is None
+
+
+def test_the_drop_out_event_alone_dispatches_the_order(customer, stocked, worker) -> None:
+    # given a worker with only the handlers of delivery.declined (no timed retry)
+    order_id, delivery, first, second = _assigned_with_a_second_courier_free(
+        customer, stocked, worker
+    )
+    only_declines = Registry()
+    for handler in registry.for_type(DeliveryDeclined.TYPE):
+        only_declines.handles(DeliveryDeclined, when=handler.when)(handler.fn)
+    # (the first worker read the stream so far; this one reads what follows)
+    declines_worker = make_worker(only_declines, consumer="declines-only")
+
+    # when the first courier is deactivated
+    courier_set_active(courier_id=first.id, is_active=False)
+
+    # then that event's handling gives the order to the second
+    again = run_until(declines_worker, lambda: _active(order_id))
+    assert again.courier_id == second.id
 
 
 def test_a_delivery_picked_up_stays_with_a_deactivated_courier(customer, stocked, worker) -> None:
