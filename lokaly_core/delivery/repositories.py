@@ -104,11 +104,15 @@ class OrmCouriers:
     def try_claim(self, courier_id: UUID) -> bool:
         # SKIP LOCKED: a courier another dispatch is claiming is not waited for. When the
         # row was changed meanwhile, PostgreSQL re-checks the WHERE clause on the newest
-        # version, so a courier who just got a delivery is not claimed twice.
+        # version, so a courier who just got a delivery is not claimed twice. The account
+        # row's KEY SHARE lock conflicts only with FOR UPDATE: a courier being deactivated
+        # (courier_set_active holds it) is skipped, and a deactivation waits for this
+        # claim's commit, then finds the delivery and releases it.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT s.courier_id FROM {_STATE} s WHERE s.courier_id = %s "  # noqa: S608
-                "AND s.is_online AND s.current_delivery_id IS NULL FOR UPDATE SKIP LOCKED",
+                f"SELECT s.courier_id FROM {_STATE} s JOIN {_USER} u ON u.id = s.courier_id "  # noqa: S608
+                "WHERE s.courier_id = %s AND s.is_online AND s.current_delivery_id IS NULL "
+                "AND u.is_active FOR UPDATE OF s SKIP LOCKED FOR KEY SHARE OF u SKIP LOCKED",
                 [courier_id],
             )
             return cursor.fetchone() is not None

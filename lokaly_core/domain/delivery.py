@@ -356,6 +356,13 @@ def courier_set_shift(
                 occurred_at=now,
             )
         uow.commit()
+    if release_assigned and not online and busy and dropped is None:
+        # A dispatch assigned the courier between the look-up and the shift's lock (or
+        # the delivery is picked up): now offline, the courier gets nothing new, so a
+        # second look releases what is still only assigned.
+        courier_drop_out(
+            uow=uow, clock=clock, courier_id=courier_id, reason=DeclineReason.COURIER_OFFLINE
+        )
     return online
 
 

@@ -3,29 +3,39 @@ database and stream."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
+from lokaly_core.accounts.models import User
 from lokaly_core.accounts.services import courier_set_active
 from lokaly_core.catalog.models import Store
 from lokaly_core.delivery.models import CourierState, DispatchTask
 from lokaly_core.delivery.models import Delivery as DeliveryRow
+from lokaly_core.delivery.repositories import OrmCouriers, OrmDeliveries
 from lokaly_core.domain.delivery import (
     courier_set_shift,
     delivery_decline,
     delivery_pickup,
 )
 from lokaly_core.domain.model import orders as o
-from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY
+from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY, Delivery, DeliveryStatus
 from lokaly_core.domain.picking import order_advance_to
-from lokaly_core.domain.services import ItemRequest, PlaceOrder, place_order
+from lokaly_core.domain.services import (
+    ItemRequest,
+    PlaceOrder,
+    order_reserve_stock,
+    place_order,
+)
 from lokaly_core.events import DeliveryDeclined
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.outbox.models import OutboxEvent
 from lokaly_worker.registry import Registry, registry
+from tests.conftest import wait_until
 from tests.factories import StockFactory, StoreFactory, courier_on_shift
 from tests.worker.conftest import make_worker, run_until
 
@@ -249,3 +259,95 @@ def test_after_the_cooldown_the_decliner_is_offered_the_order_again_first(
     # then the near one, as the nearest, is offered it again
     second = run_until(worker, lambda: _active(order_id))
     assert second.courier_id == near.id and second.id != first.id
+
+
+# -- deactivation racing a dispatch ----------------------------------------------------------
+
+
+def _backend_waits_on_a_lock(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+def test_a_deactivation_waits_for_a_claim_in_flight_then_releases_its_delivery(
+    customer, stocked
+) -> None:
+    # given a dispatch that has claimed the courier and not committed yet
+    courier = courier_on_shift()
+    order_id = _place(customer, stocked(on_hand=10))
+    order_reserve_stock(uow=DjangoUnitOfWork(), clock=timezone.now, order_id=order_id)
+    claimed, go_on = threading.Event(), threading.Event()
+    pids: dict[str, int] = {}
+
+    def dispatch_in_flight() -> None:
+        try:
+            with transaction.atomic():
+                assert OrmCouriers().try_claim(courier.id)
+                claimed.set()
+                go_on.wait(timeout=30)
+                delivery = Delivery(
+                    uuid.uuid4(), order_id, courier.id, DeliveryStatus.ASSIGNED, timezone.now()
+                )
+                OrmDeliveries().add(delivery)
+                OrmCouriers().set_current_delivery(courier.id, delivery.id, at=timezone.now())
+        finally:
+            connection.close()
+
+    def deactivate() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids["deactivation"] = cursor.fetchone()[0]
+            courier_set_active(courier_id=courier.id, is_active=False)
+        finally:
+            connection.close()
+
+    dispatcher = threading.Thread(target=dispatch_in_flight)
+    dispatcher.start()
+    assert claimed.wait(timeout=30)
+
+    # when staff deactivate the courier meanwhile
+    deactivation = threading.Thread(target=deactivate)
+    deactivation.start()
+    wait_until(lambda: "deactivation" in pids and _backend_waits_on_a_lock(pids["deactivation"]))
+    go_on.set()
+    dispatcher.join(timeout=30)
+    deactivation.join(timeout=30)
+
+    # then the deactivation, after the claim committed, released the new delivery
+    [row] = DeliveryRow.objects.filter(order_id=order_id)
+    assert row.status == "declined"
+    assert _declines(order_id) == [(str(courier.id), "courier_deactivated")]
+    assert CourierState.objects.get(pk=courier.id).current_delivery_id is None
+    assert DispatchTask.objects.filter(pk=order_id).exists()
+
+
+def test_a_courier_being_deactivated_is_not_claimed(customer) -> None:
+    # given a deactivation in flight (it holds the account row)
+    courier = courier_on_shift()
+    locked, done = threading.Event(), threading.Event()
+
+    def hold_the_account() -> None:
+        try:
+            with transaction.atomic():
+                User.objects.select_for_update().get(pk=courier.id)
+                locked.set()
+                done.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_account)
+    holder.start()
+    assert locked.wait(timeout=30)
+
+    # when a dispatch tries to claim the courier, it skips them without waiting
+    try:
+        with transaction.atomic():
+            assert OrmCouriers().try_claim(courier.id) is False
+    finally:
+        done.set()
+        holder.join(timeout=30)
+    with transaction.atomic():
+        assert OrmCouriers().try_claim(courier.id) is True
