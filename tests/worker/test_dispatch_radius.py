@@ -311,10 +311,14 @@ def test_a_deactivation_waits_for_a_claim_in_flight_then_releases_its_delivery(
     # when staff deactivate the courier meanwhile
     deactivation = threading.Thread(target=deactivate)
     deactivation.start()
-    wait_until(lambda: "deactivation" in pids and _backend_waits_on_a_lock(pids["deactivation"]))
-    go_on.set()
-    dispatcher.join(timeout=30)
-    deactivation.join(timeout=30)
+    try:
+        wait_until(
+            lambda: "deactivation" in pids and _backend_waits_on_a_lock(pids["deactivation"])
+        )
+    finally:
+        go_on.set()
+        dispatcher.join(timeout=30)
+        deactivation.join(timeout=30)
 
     # then the deactivation, after the claim committed, released the new delivery
     [row] = DeliveryRow.objects.filter(order_id=order_id)
