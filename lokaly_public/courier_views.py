@@ -34,7 +34,10 @@ class CourierShiftApi(APIView):
         request=s.ShiftSerializer,
         responses={200: s.ShiftSerializer},
         description="Go online (and be assigned deliveries) or offline. Going offline "
-        "keeps a delivery already assigned.",
+        "keeps a delivery already picked up and releases one assigned but not yet picked "
+        "up (`delivery.declined` with reason `courier_offline`; the order is dispatched "
+        "again at once). Dispatch only considers couriers with a reported location within "
+        "`DISPATCH_RADIUS_M` of the store: report a location before going online.",
     )
     def post(self, request: Request) -> Response:
         serializer = s.ShiftSerializer(data=request.data)
@@ -44,6 +47,7 @@ class CourierShiftApi(APIView):
             clock=timezone.now,
             courier_id=caller(request).id,
             online=serializer.validated_data["online"],
+            release_assigned=True,
         )
         return Response({"online": online})
 

@@ -38,6 +38,8 @@ def dispatch_policy() -> DispatchPolicy:
     return DispatchPolicy(
         retry_base_ms=settings.DISPATCH_RETRY_BASE_MS,
         retry_max_ms=settings.DISPATCH_RETRY_MAX_MS,
+        radius_m=settings.DISPATCH_RADIUS_M,
+        decline_cooldown_s=settings.DECLINE_COOLDOWN_SECONDS,
     )
 
 
@@ -73,7 +75,9 @@ def dispatch_confirmed(orders: list[tuple[uuid.UUID, uuid.UUID]], *, via: str) -
 
 def dispatch_waiting(*, due_only: bool, event_id: uuid.UUID | None, via: str) -> int:
     """Dispatch queued orders, longest waiting first, each in its own transaction; stop at
-    the first that finds no free courier. Returns how many got one.
+    the first that finds no free courier. Returns how many got one. An order that finds
+    couriers free but none in range (``OUT_OF_RANGE``, another city's) does not stop the
+    pass: it is pushed back by its backoff and the next order is tried.
 
     Run outside any transaction, so that each assignment commits (and frees its locks)
     before the next order is tried. With no courier free it returns at once after one

@@ -8,6 +8,7 @@ import uuid
 from django.utils import timezone
 
 from lokaly_core.broadcast import get_broadcaster
+from lokaly_core.domain.model.delivery import DROP_OUTS
 from lokaly_core.domain.model.orders import OrderStatus
 from lokaly_core.domain.notifications import notifies
 from lokaly_core.domain.picking import order_advance_to
@@ -15,6 +16,7 @@ from lokaly_core.domain.services import order_reserve_stock, orders_reserve_stoc
 from lokaly_core.events import (
     CourierAvailable,
     DeliveryAssigned,
+    DeliveryDeclined,
     Envelope,
     EventPayload,
     OrderCreated,
@@ -124,6 +126,17 @@ def dispatch_to_available_courier(envelope: Envelope, event: CourierAvailable) -
     """A courier is free: the queue is served, longest waiting first, one transaction per
     order. Not deduplicated: a second run only finds fewer orders or no free courier."""
     dispatch_waiting(due_only=False, event_id=envelope.event_id, via=envelope.type)
+
+
+def _dropped_out(event: DeliveryDeclined) -> bool:
+    return event.reason in DROP_OUTS
+
+
+@handles(DeliveryDeclined, when=_dropped_out)
+def dispatch_after_drop_out(envelope: Envelope, event: DeliveryDeclined) -> None:
+    """The courier went offline or was deactivated before pickup: nobody became free, so
+    the released order (queued, due now) is dispatched here at once."""
+    dispatch_one(event.order_id, joined=True, event_id=envelope.event_id, via=envelope.type)
 
 
 @every_tick

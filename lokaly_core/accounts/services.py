@@ -8,10 +8,14 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from lokaly_core.accounts import revocation
 from lokaly_core.accounts.models import STAFF_ROLES, Role, User
+from lokaly_core.domain.delivery import courier_drop_out
 from lokaly_core.domain.errors import DomainError, ErrorCode, NotFound, ValidationFailed
+from lokaly_core.domain.model.delivery import DeclineReason
+from lokaly_core.orders.uow import DjangoUnitOfWork
 
 
 class EmailTaken(DomainError):
@@ -58,7 +62,8 @@ def couriers_all() -> QuerySet[User]:
 
 def courier_set_active(*, courier_id: UUID, is_active: bool) -> User:
     """Activate or deactivate a courier; a deactivated courier's tokens stop working at once
-    (authentication loads only active users) and its open sockets are told to look again."""
+    (authentication loads only active users), its open sockets are told to look again, and
+    a delivery it was assigned and had not picked up is released (``courier_deactivated``)."""
     with transaction.atomic():
         courier = couriers_all().select_for_update().filter(pk=courier_id).first()
         if courier is None:
@@ -68,6 +73,15 @@ def courier_set_active(*, courier_id: UUID, is_active: bool) -> User:
             courier.save(update_fields=["is_active"])
             if not is_active:
                 revocation.announce_account_change(courier.pk, reason="deactivated")
+                # In the same transaction: a delivery assigned and not picked up is
+                # released and dispatched again (the user row's lock comes before the
+                # order's here; no order path locks a user row).
+                courier_drop_out(
+                    uow=DjangoUnitOfWork(),
+                    clock=timezone.now,
+                    courier_id=courier.pk,
+                    reason=DeclineReason.COURIER_DEACTIVATED,
+                )
     return courier
 
 

@@ -202,6 +202,11 @@ RETENTION_BATCH = env_int("RETENTION_BATCH", 1_000)
 # with jitter), and at once when a courier becomes available.
 DISPATCH_RETRY_BASE_MS = env_int("DISPATCH_RETRY_BASE_MS", 2_000)
 DISPATCH_RETRY_MAX_MS = env_int("DISPATCH_RETRY_MAX_MS", 60_000)
+# Only couriers within this many metres of the store (great-circle, from their last
+# location) are dispatched to; a courier who declined an order is offered it again within
+# DECLINE_COOLDOWN_SECONDS only when nobody else in range is free (docs/api.md, couriers).
+DISPATCH_RADIUS_M = env_int("DISPATCH_RADIUS_M", 5_000)
+DECLINE_COOLDOWN_SECONDS = env_int("DECLINE_COOLDOWN_SECONDS", 600)
 # A courier's location is broadcast on every update, but written to the database (where
 # dispatch reads it) at most once per this many seconds per courier.
 COURIER_LOCATION_WRITE_SECONDS = env_int("COURIER_LOCATION_WRITE_SECONDS", 10)

@@ -51,6 +51,10 @@ class OrmDeliveries:
         row = DeliveryRow.objects.filter(order_id=order_id, status__in=_ACTIVE).first()
         return _to_domain(row) if row else None
 
+    def active_for_courier(self, courier_id: UUID) -> d.Delivery | None:
+        row = DeliveryRow.objects.filter(courier_id=courier_id, status__in=_ACTIVE).first()
+        return _to_domain(row) if row else None
+
     def add(self, delivery: d.Delivery) -> None:
         DeliveryRow.objects.create(
             id=delivery.id,
@@ -86,9 +90,10 @@ class OrmCouriers:
     def free_candidates(self, order_id: UUID) -> list[d.Candidate]:
         with connection.cursor() as cursor:
             cursor.execute(
+                # The last decline of this order by each courier (dispatch's cooldown).
                 f"SELECT s.courier_id, s.lat, s.lng, s.available_since, "  # noqa: S608 - our tables
-                f"EXISTS (SELECT 1 FROM {_DELIVERY} x WHERE x.order_id = %s "
-                "AND x.courier_id = s.courier_id AND x.status = %s) "
+                f"(SELECT max(coalesce(x.ended_at, x.assigned_at)) FROM {_DELIVERY} x "
+                "WHERE x.order_id = %s AND x.courier_id = s.courier_id AND x.status = %s) "
                 f"FROM {_STATE} s JOIN {_USER} u ON u.id = s.courier_id "
                 "WHERE s.is_online AND s.current_delivery_id IS NULL AND u.is_active "
                 "AND u.role = %s",
@@ -101,19 +106,24 @@ class OrmCouriers:
                 lat=lat,
                 lng=lng,
                 available_since=since,
-                declined_this_order=declined,
+                declined_this_order=declined_at is not None,
+                declined_at=declined_at,
             )
-            for courier_id, lat, lng, since, declined in rows
+            for courier_id, lat, lng, since, declined_at in rows
         ]
 
     def try_claim(self, courier_id: UUID) -> bool:
         # SKIP LOCKED: a courier another dispatch is claiming is not waited for. When the
         # row was changed meanwhile, PostgreSQL re-checks the WHERE clause on the newest
-        # version, so a courier who just got a delivery is not claimed twice.
+        # version, so a courier who just got a delivery is not claimed twice. The account
+        # row's KEY SHARE lock conflicts only with FOR UPDATE: a courier being deactivated
+        # (courier_set_active holds it) is skipped, and a deactivation waits for this
+        # claim's commit, then finds the delivery and releases it.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT s.courier_id FROM {_STATE} s WHERE s.courier_id = %s "  # noqa: S608
-                "AND s.is_online AND s.current_delivery_id IS NULL FOR UPDATE SKIP LOCKED",
+                f"SELECT s.courier_id FROM {_STATE} s JOIN {_USER} u ON u.id = s.courier_id "  # noqa: S608
+                "WHERE s.courier_id = %s AND s.is_online AND s.current_delivery_id IS NULL "
+                "AND u.is_active FOR UPDATE OF s SKIP LOCKED FOR KEY SHARE OF u SKIP LOCKED",
                 [courier_id],
             )
             return cursor.fetchone() is not None

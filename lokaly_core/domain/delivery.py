@@ -1,19 +1,25 @@
 """Delivery: couriers' shifts, dispatch (who takes which order), pickup, drop-off, decline.
 
 The rules (docs/contract.md, "Order status machine"; docs/api.md, dispatch):
-- a ``confirmed`` order is assigned to an online, active courier with no active delivery,
-  the nearest to the store (great-circle distance from the courier's last location), ties
-  to whoever has waited longest; couriers who declined this order come last, couriers
-  without a known location after those with one;
+- a ``confirmed`` order is assigned to an online, active courier with no active delivery
+  within ``DispatchPolicy.radius_m`` of the store (great-circle distance from the
+  courier's last location; a courier with no known location is not considered), the
+  nearest, ties to whoever has waited longest; couriers who declined this order less than
+  ``decline_cooldown_s`` ago come last (so they get it again only when nobody else in
+  range is free);
 - when nobody is free the order waits in the dispatch queue and is tried again with
   exponential backoff, and at once when a courier becomes available
   (``courier.available``: online, delivered, declined, or released by a cancellation);
+  the same when couriers are free but none in range (``OUT_OF_RANGE``);
 - pickup needs the order ``ready``: the order goes ``out_for_delivery`` and its stock
   reservation is consumed; complete: the order is ``delivered`` and the courier is free;
 - decline (before pickup only) frees the courier and puts the order back in the queue;
 - proof of delivery (v1.1, ``domain/handoff.py``): at a store that requires a hand-off
   code, pickup gives the delivery a code and complete needs it; staff can complete a
   picked-up delivery themselves (``delivery_complete_by_admin``), with a reason.
+- a courier who goes offline or is deactivated loses an assigned delivery not yet picked
+  up (``delivery.declined`` with reason ``courier_offline`` / ``courier_deactivated``);
+  the order is queued due now and the worker dispatches it at once.
 
 Every change happens under the order's row lock (taken first, always), so two workers
 never assign one order twice; a courier is claimed with a row lock that skips couriers
@@ -23,6 +29,7 @@ never get the same courier.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import Sequence
@@ -39,6 +46,7 @@ from lokaly_core.domain.model import orders as o
 from lokaly_core.domain.model.delivery import (
     DISPATCHABLE,
     Candidate,
+    DeclineReason,
     Delivery,
     DeliveryStatus,
 )
@@ -55,8 +63,13 @@ from lokaly_core.events import (
 
 @dataclass(frozen=True, slots=True)
 class DispatchPolicy:
+    """The settings' defaults: ``DISPATCH_RETRY_BASE_MS``, ``DISPATCH_RETRY_MAX_MS``,
+    ``DISPATCH_RADIUS_M``, ``DECLINE_COOLDOWN_SECONDS``."""
+
     retry_base_ms: int = 2_000
     retry_max_ms: int = 60_000
+    radius_m: float = 5_000
+    decline_cooldown_s: float = 600
 
     def next_attempt(self, order_id: uuid.UUID, attempts: int, now: datetime) -> datetime:
         """Exponential backoff with deterministic jitter (50-100 % of the capped delay)."""
@@ -84,9 +97,37 @@ def rank_candidates(
     return sorted(candidates, key=key)
 
 
+def in_range(
+    store_lat: float, store_lng: float, candidates: Sequence[Candidate], *, radius_m: float
+) -> list[Candidate]:
+    """The candidates with a known location within ``radius_m`` of the store."""
+    return [
+        c
+        for c in candidates
+        if c.lat is not None
+        and c.lng is not None
+        and distance_m(store_lat, store_lng, c.lat, c.lng) <= radius_m
+    ]
+
+
+def cooled_down(
+    candidates: Sequence[Candidate], *, now: datetime, cooldown_s: float
+) -> list[Candidate]:
+    """The candidates, a decline of this order counting only while it is younger than
+    ``cooldown_s`` (a decline of unknown time always counts)."""
+    cooldown = timedelta(seconds=cooldown_s)
+    return [
+        dataclasses.replace(c, declined_this_order=False)
+        if c.declined_this_order and c.declined_at is not None and now - c.declined_at >= cooldown
+        else c
+        for c in candidates
+    ]
+
+
 class DispatchOutcome(StrEnum):
     ASSIGNED = "assigned"
     WAITING = "waiting"  # nobody free: queued with backoff
+    OUT_OF_RANGE = "out_of_range"  # couriers free, none in range: queued with backoff
     NOT_NEEDED = "not_needed"  # cancelled, delivered, already has a courier, or unknown
 
 
@@ -112,7 +153,11 @@ def dispatch_order(
             return DispatchResult(DispatchOutcome.NOT_NEEDED)
         now = clock()
         store_lat, store_lng = uow.deliveries.store_location(order.store_id)
-        ranked = rank_candidates(store_lat, store_lng, uow.couriers.free_candidates(order_id))
+        free = uow.couriers.free_candidates(order_id)
+        near = in_range(store_lat, store_lng, free, radius_m=policy.radius_m)
+        ranked = rank_candidates(
+            store_lat, store_lng, cooled_down(near, now=now, cooldown_s=policy.decline_cooldown_s)
+        )
         courier_id = next(
             (c.courier_id for c in ranked if uow.couriers.try_claim(c.courier_id)), None
         )
@@ -120,7 +165,8 @@ def dispatch_order(
             attempts = uow.dispatch.attempts(order_id) + 1
             uow.dispatch.put(order_id, attempts, policy.next_attempt(order_id, attempts, now))
             uow.commit()
-            return DispatchResult(DispatchOutcome.WAITING)
+            outcome = DispatchOutcome.OUT_OF_RANGE if free and not near else DispatchOutcome.WAITING
+            return DispatchResult(outcome)
         delivery = Delivery(
             id=uuid.uuid4(),
             order_id=order_id,
@@ -360,14 +406,26 @@ def _free_courier(
 
 
 def courier_set_shift(
-    *, uow: UnitOfWork, clock: Clock, courier_id: uuid.UUID, online: bool
+    *,
+    uow: UnitOfWork,
+    clock: Clock,
+    courier_id: uuid.UUID,
+    online: bool,
+    release_assigned: bool = False,
 ) -> bool:
-    """Go online (and be dispatched to) or offline. Going offline keeps an active delivery."""
+    """Go online (and be dispatched to) or offline. Going offline keeps an active delivery,
+    unless ``release_assigned`` (v1.1, what the courier API does): then a delivery
+    assigned and not yet picked up is released (``courier_offline``)."""
     if not isinstance(online, bool):
         raise ValidationFailed({"online": ["Must be true or false."]})
     with uow:
         now = clock()
+        dropped = None
+        if not online and release_assigned:
+            dropped = _lock_assigned_delivery(uow, courier_id)  # the order's lock first
         was_online, busy = uow.couriers.set_online(courier_id, online, at=now)
+        if dropped is not None:
+            _release_dropped(uow, *dropped, reason=DeclineReason.COURIER_OFFLINE, now=now)
         if online and not was_online and not busy:
             uow.events.record(
                 CourierAvailable(courier_id=courier_id, reason="online"),
@@ -375,4 +433,72 @@ def courier_set_shift(
                 occurred_at=now,
             )
         uow.commit()
+    if release_assigned and not online and busy and dropped is None:
+        # A dispatch assigned the courier between the look-up and the shift's lock (or
+        # the delivery is picked up): now offline, the courier gets nothing new, so a
+        # second look releases what is still only assigned.
+        courier_drop_out(
+            uow=uow, clock=clock, courier_id=courier_id, reason=DeclineReason.COURIER_OFFLINE
+        )
     return online
+
+
+def courier_drop_out(
+    *, uow: UnitOfWork, clock: Clock, courier_id: uuid.UUID, reason: DeclineReason
+) -> Delivery | None:
+    """The courier can no longer deliver (``reason``, e.g. deactivated): release their
+    delivery if it is assigned and not yet picked up; returns it, or None."""
+    with uow:
+        dropped = _lock_assigned_delivery(uow, courier_id)
+        if dropped is not None:
+            _release_dropped(uow, *dropped, reason=reason, now=clock())
+        uow.commit()
+    return dropped[1] if dropped else None
+
+
+def _lock_assigned_delivery(
+    uow: UnitOfWork, courier_id: uuid.UUID
+) -> tuple[o.Order, Delivery] | None:
+    """Lock the order of the courier's active delivery, then the delivery; the pair when
+    it is (still) theirs and not yet picked up."""
+    found = uow.deliveries.active_for_courier(courier_id)
+    if found is None or found.status is not DeliveryStatus.ASSIGNED:
+        return None
+    order = uow.orders.get_for_update(found.order_id)
+    delivery = uow.deliveries.get_for_update(found.id)
+    if (
+        order is None
+        or delivery is None
+        or delivery.courier_id != courier_id
+        or delivery.status is not DeliveryStatus.ASSIGNED
+    ):
+        return None
+    return order, delivery
+
+
+def _release_dropped(
+    uow: UnitOfWork,
+    order: o.Order,
+    delivery: Delivery,
+    *,
+    reason: DeclineReason,
+    now: datetime,
+) -> None:
+    """End the assignment as declined and queue the order due now; the worker dispatches
+    it on the ``delivery.declined`` (no ``courier.available``: the courier is not)."""
+    delivery.status = DeliveryStatus.DECLINED
+    delivery.ended_at = now
+    uow.deliveries.save(delivery)
+    uow.events.record(
+        DeliveryDeclined(
+            delivery_id=delivery.id,
+            order_id=order.id,
+            courier_id=delivery.courier_id,
+            reason=reason.value,
+        ),
+        aggregate_id=order.id,
+        occurred_at=now,
+    )
+    if order.status in DISPATCHABLE:
+        uow.dispatch.put(order.id, uow.dispatch.attempts(order.id), now)
+    uow.couriers.set_current_delivery(delivery.courier_id, None, at=now)

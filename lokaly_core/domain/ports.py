@@ -115,6 +115,11 @@ class DeliveryRepository(Protocol):
         """The order's assigned or picked-up delivery (callers hold the order's lock)."""
         ...
 
+    def active_for_courier(self, courier_id: UUID) -> Delivery | None:
+        """The courier's assigned or picked-up delivery (unlocked: lock its order, then
+        the delivery, and check again)."""
+        ...
+
     def add(self, delivery: Delivery) -> None: ...
 
     def save(self, delivery: Delivery) -> None: ...
@@ -129,7 +134,7 @@ class DeliveryRepository(Protocol):
 class CourierRepository(Protocol):
     def free_candidates(self, order_id: UUID) -> list[Candidate]:
         """Online, active couriers with no active delivery (not locked), each flagged when
-        they declined ``order_id`` before."""
+        they declined ``order_id`` before, with the time of their last such decline."""
         ...
 
     def try_claim(self, courier_id: UUID) -> bool:

@@ -197,12 +197,16 @@ class DeliveryCompletedByAdmin(EventPayload):
 
 @dataclass(frozen=True, slots=True)
 class DeliveryDeclined(EventPayload):
-    """Added to the contract's list: a courier turned an assignment down before pickup."""
+    """Added to the contract's list: an assignment ended before pickup. ``reason`` (added
+    in v1.1, backwards compatible: a payload without it was a decline): ``declined`` by
+    the courier, or the courier dropped out, ``courier_offline`` (ended the shift) or
+    ``courier_deactivated`` (by staff)."""
 
     TYPE: ClassVar[str] = "delivery.declined"
     delivery_id: uuid.UUID
     order_id: uuid.UUID
     courier_id: uuid.UUID
+    reason: str = "declined"
 
 
 @dataclass(frozen=True, slots=True)

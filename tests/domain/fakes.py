@@ -171,6 +171,12 @@ class FakeDeliveries:
                 return copy.deepcopy(row)
         return None
 
+    def active_for_courier(self, courier_id: UUID) -> Delivery | None:
+        for row in self.rows.values():
+            if row.courier_id == courier_id and row.status in ACTIVE_DELIVERY:
+                return copy.deepcopy(row)
+        return None
+
     def add(self, delivery: Delivery) -> None:
         self.rows[delivery.id] = copy.deepcopy(delivery)
 
@@ -209,13 +215,13 @@ class FakeCouriers:
         }
 
     def free_candidates(self, order_id: UUID) -> list[Candidate]:
-        declined = {
-            d.courier_id
-            for d in self._deliveries.rows.values()
-            if d.order_id == order_id and d.status is DeliveryStatus.DECLINED
-        }
+        declined: dict[UUID, datetime | None] = {}
+        for d in self._deliveries.rows.values():
+            if d.order_id == order_id and d.status is DeliveryStatus.DECLINED:
+                at = d.ended_at or d.assigned_at
+                declined[d.courier_id] = max(at, declined.get(d.courier_id) or at)
         return [
-            Candidate(c, s["lat"], s["lng"], s["since"], c in declined)  # type: ignore[arg-type]
+            Candidate(c, s["lat"], s["lng"], s["since"], c in declined, declined.get(c))  # type: ignore[arg-type]
             for c, s in self.state.items()
             if s["online"] and s["current"] is None
         ]

@@ -149,7 +149,7 @@ def test_dispatch_assigns_the_nearest_free_courier(uow, clock) -> None:
 
 def test_dispatch_skips_a_courier_another_transaction_is_claiming(uow, clock) -> None:
     uow.couriers.put(NEAR, lat=52.371, lng=4.891)
-    uow.couriers.put(FAR, lat=52.40, lng=4.95)
+    uow.couriers.put(FAR, lat=52.39, lng=4.93)  # 3.5 km: in DISPATCH_RADIUS_M (v1.1)
     uow.couriers.locked_elsewhere.add(NEAR)
     order = _confirmed(uow, clock)
 
@@ -332,7 +332,7 @@ def test_decline_frees_the_courier_and_queues_the_order_due_now(uow, clock) -> N
 def test_declined_order_goes_to_another_free_courier_first(uow, clock) -> None:
     # given NEAR declined, and FAR (farther away) is free too
     order, delivery = _assigned(uow, clock)
-    uow.couriers.put(FAR, lat=52.40, lng=4.95)
+    uow.couriers.put(FAR, lat=52.39, lng=4.93)  # 3.5 km: in DISPATCH_RADIUS_M (v1.1)
     delivery_decline(uow=uow, clock=clock, delivery_id=delivery.id, courier_id=NEAR)
 
     result = _dispatch(uow, clock, order)

@@ -214,7 +214,7 @@ def test_declined_order_goes_to_another_free_courier(customer, stocked, worker) 
     # given an order the near courier has
     stock = stocked(on_hand=10)
     near = courier_on_shift(lat=52.3701, lng=4.8901)
-    far = courier_on_shift(lat=52.40, lng=4.95)
+    far = courier_on_shift(lat=52.39, lng=4.93)  # 3.5 km: in DISPATCH_RADIUS_M (v1.1)
     order_id = _place(customer, stock, confirm=False)
     first = run_until(worker, lambda: _active(order_id))
     assert first.courier_id == near.id

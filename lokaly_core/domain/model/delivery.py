@@ -22,6 +22,18 @@ class DeliveryStatus(StrEnum):
 MAX_HANDOFF_ATTEMPTS = 5
 HANDOFF_CODE_DIGITS = 4
 
+
+class DeclineReason(StrEnum):
+    """Why an assignment ended before pickup (``delivery.declined``'s ``reason``)."""
+
+    DECLINED = "declined"  # the courier turned it down
+    COURIER_OFFLINE = "courier_offline"  # the courier ended their shift
+    COURIER_DEACTIVATED = "courier_deactivated"  # staff deactivated the courier
+
+
+# The courier dropped out: nobody frees up, so the order is dispatched at once.
+DROP_OUTS = frozenset({DeclineReason.COURIER_OFFLINE, DeclineReason.COURIER_DEACTIVATED})
+
 ACTIVE_DELIVERY = frozenset({DeliveryStatus.ASSIGNED, DeliveryStatus.PICKED_UP})
 # Orders in these statuses still need (or have) a courier.
 DISPATCHABLE = frozenset({OrderStatus.CONFIRMED, OrderStatus.PICKING, OrderStatus.READY})
@@ -64,3 +76,5 @@ class Candidate:
     lng: float | None
     available_since: datetime
     declined_this_order: bool = False
+    # When they last declined (or dropped out of) this order, if known.
+    declined_at: datetime | None = None
