@@ -271,7 +271,8 @@ def test_store_page_edits_the_option(site_client: Client, db: None) -> None:
         url,
         {
             "name": "Corner", "address": "Dam 1", "lat": "52.37", "lng": "4.89",
-            "is_active": "on", "is_open": "on", "requires_handoff_code": "on",
+            "is_active": "on", "accepting_orders": "on", "timezone": "UTC",
+            "requires_handoff_code": "on",
         },
     )
 
