@@ -26,6 +26,7 @@ from django.db.models import Count
 from lokaly_core.inventory.models import Stock
 from lokaly_core.orders.models import Order
 from lokaly_core.outbox.models import OutboxEvent
+from lokaly_core.outbox.reconcile import unsettled
 from tests.conftest import order_body, wait_until
 from tests.factories import PASSWORD, StockFactory, UserFactory
 from tests.live import (
@@ -145,6 +146,12 @@ def test_orders_whose_events_redis_lost_reach_their_final_state_after_reconcile(
     # answered the frozen worker's blocking read with the first of them before the flush;
     # that reply waits in the worker's socket and is handled when it resumes.)
     wait_until(lambda: _statuses(last).get("pending", 0) == 0, timeout=30)
+    # and once the events the worker emitted for the orders it did handle are settled too
+    # (they follow their order's confirmation by a batch), only the lost ones are left
+    wait_until(
+        lambda: unsettled(older_than_s=0).count() == _statuses(lost).get("pending", 0),
+        timeout=30,
+    )
     stuck = _statuses(lost).get("pending", 0)
     assert stuck >= 10, _statuses(lost)
 
