@@ -25,9 +25,19 @@ _clients_lock = threading.Lock()
 
 
 class PooledRedisCacheClient(RedisCacheClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mine: dict[int, Any] = {}  # this object's view of the shared clients
+
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         # Private members of Django's RedisCacheClient, which django-stubs leaves out.
         index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
+        client = self._mine.get(index)
+        if client is None:
+            client = self._mine[index] = self._shared_client(index)
+        return client
+
+    def _shared_client(self, index: int) -> Any:
         server = self._servers[index]  # type: ignore[attr-defined]
         options = self._pool_options  # type: ignore[attr-defined]
         shared = (server, repr(sorted(options.items())))
