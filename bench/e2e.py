@@ -46,11 +46,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.run import (  # noqa: E402
+    ACCOUNT_POOL,
     Stack,
     free_port,
     make_fixtures,
     order_body,
     percentile,
+    pool_token,
     setup_django,
     write_results,
 )
@@ -220,9 +222,9 @@ async def closed_loop(
         failures[why] = failures.get(why, 0) + 1
 
     async def customer(index: int, session: aiohttp.ClientSession) -> None:
-        token = tokens[index]
         n = 0
         while time.monotonic() < stop_at:
+            token = pool_token(tokens, index, n, customers)
             started = time.perf_counter()
             async with session.post(
                 f"{base}/api/orders",
@@ -320,7 +322,7 @@ def main() -> int:
     parser.add_argument("--pgbench-seconds", type=float, default=8.0)
     args = parser.parse_args()
     setup_django()
-    fixtures = make_fixtures(max(args.customers))
+    fixtures = make_fixtures(max(args.customers), ACCOUNT_POOL)
     pgbench = pgbench_tps(os.environ["DATABASE_URL"], args.pgbench_seconds)
     print(f"pgbench 'create order' -c 8 -j 2: {pgbench['tps']} TPS")
     results = asyncio.run(run(args, fixtures, pgbench))

@@ -78,6 +78,7 @@ def setup_django() -> None:
     # servers need real secrets; fresh ones per run, shared by this process (which mints
     # the customers' tokens) and the servers it starts.
     os.environ["DEBUG"] = "0"
+    os.environ.setdefault("MAX_OPEN_ORDERS_PER_CUSTOMER", BENCH_MAX_OPEN_ORDERS)
     for name in ("DJANGO_SECRET_KEY", "PUBLIC_JWT_SECRET", "ADMIN_JWT_SECRET"):
         os.environ.setdefault(name, secrets.token_urlsafe(48))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lokaly_public.settings.base")
@@ -94,9 +95,25 @@ def _settings() -> Any:
     return settings
 
 
-def make_fixtures(customers: int) -> tuple[str, list[str], list[str]]:
-    """A store with 5 products of ample stock, and ``customers`` access tokens."""
-    from lokaly_core.accounts.models import Role, User
+# Each order of a closed-loop customer is placed from the next account of a pool, so that
+# no account has more than a few orders open (the intake's MAX_OPEN_ORDERS_PER_CUSTOMER
+# check then counts a few rows, as for a real customer; one account ordering thousands of
+# times would meet the limit, and without one would make the count scan them all).
+ACCOUNT_POOL = 2_000
+# The servers' limit for a bench: above what the pool's accounts reach in a long run
+# (orders / ACCOUNT_POOL), and the count stops there (lokaly_core/catalog/repositories.py).
+BENCH_MAX_OPEN_ORDERS = "50"
+
+
+def pool_token(tokens: list[str], customer: int, n: int, customers: int) -> str:
+    """The account of closed-loop ``customer``'s ``n``-th order: the pool round robin."""
+    return tokens[(customer + n * customers) % len(tokens)]
+
+
+def make_fixtures(customers: int, accounts: int = 0) -> tuple[str, list[str], list[str]]:
+    """A store with 5 products of ample stock, and ``max(customers, accounts)`` access
+    tokens, each of its own customer account and login session."""
+    from lokaly_core.accounts.models import LoginSession, Role, SessionRealm, User
     from lokaly_core.accounts.tokens import PUBLIC, issue_pair
     from lokaly_core.catalog.models import Product, Store
     from lokaly_core.inventory.models import Stock
@@ -115,12 +132,19 @@ def make_fixtures(customers: int) -> tuple[str, list[str], list[str]]:
         )
         Stock.objects.create(store=store, product=product, on_hand=10_000_000)
         products.append(str(product.id))
-    tokens = []
-    for i in range(customers):
+    users = []
+    for i in range(max(customers, accounts)):
         user = User(email=f"bench-{run}-{i}@lokaly.test", name=f"Bench {i}", role=Role.CUSTOMER)
         user.set_unusable_password()
-        user.save()
-        tokens.append(issue_pair(PUBLIC, user)["access"])
+        users.append(user)
+    User.objects.bulk_create(users, batch_size=1000)
+    sessions = LoginSession.objects.bulk_create(
+        [LoginSession(user=user, realm=SessionRealm.PUBLIC) for user in users], batch_size=1000
+    )
+    tokens = [
+        issue_pair(PUBLIC, user, session_id=session.pk)["access"]
+        for user, session in zip(users, sessions, strict=True)
+    ]
     return str(store.id), products, tokens
 
 
@@ -242,9 +266,11 @@ async def intake(
     stop_at = time.monotonic() + duration
 
     async def customer(index: int, session: aiohttp.ClientSession) -> None:
-        headers = {"Authorization": f"Bearer {tokens[index]}"}
         n = 0
         while time.monotonic() < stop_at:
+            headers = {
+                "Authorization": f"Bearer {pool_token(tokens, index, n, concurrency)}"
+            }
             started = time.perf_counter()
             async with session.post(
                 f"{base}/api/orders", json=order_body(store_id, products, n), headers=headers
@@ -286,9 +312,9 @@ async def confirmed_on_socket(
 
     async def customer(index: int, session: aiohttp.ClientSession) -> None:
         nonlocal failures
-        token = tokens[index]
         n = 0
         while time.monotonic() < stop_at:
+            token = pool_token(tokens, index, n, concurrency)
             async with session.post(
                 f"{base}/api/orders",
                 json=order_body(store_id, products, n),
@@ -376,7 +402,7 @@ def main() -> None:
     parser.add_argument("--socket-concurrency", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
     setup_django()
-    results = asyncio.run(main_async(args, make_fixtures(max(args.concurrency))))
+    results = asyncio.run(main_async(args, make_fixtures(max(args.concurrency), ACCOUNT_POOL)))
     write_results(
         f"intake-{args.stack}",
         {

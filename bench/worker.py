@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.run import (  # noqa: E402
+    ACCOUNT_POOL,
     Stack,
     confirmed_on_socket,
     free_port,
@@ -85,8 +86,8 @@ async def preload(base: str, store_id: str, products: list[str], tokens: list[st
     queue = iter(range(n))
 
     async def customer(index: int, session: aiohttp.ClientSession) -> None:
-        headers = {"Authorization": f"Bearer {tokens[index % len(tokens)]}"}
         for k in queue:
+            headers = {"Authorization": f"Bearer {tokens[k % len(tokens)]}"}
             async with session.post(
                 f"{base}/api/orders", json=order_body(store_id, products, k), headers=headers
             ) as response:
@@ -356,7 +357,7 @@ def main() -> None:
     parser.add_argument("--profile", help="cProfile output file of the in-process drain.")
     args = parser.parse_args()
     setup_django()
-    results = asyncio.run(main_async(args, make_fixtures(16)))
+    results = asyncio.run(main_async(args, make_fixtures(16, ACCOUNT_POOL)))
     write_results("worker", results)
 
 

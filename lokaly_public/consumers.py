@@ -164,7 +164,10 @@ async def _keep_layer_listening(layer: Any) -> None:
     if id(layer) in _LISTENING or not hasattr(layer, "new_channel"):
         return
     _LISTENING.add(id(layer))
-    await layer.new_channel(prefix="lokaly-keepalive.")
+    if hasattr(layer, "listen"):  # lokaly_public.channel_layer: new_channel subscribes nothing
+        await layer.listen(await layer.new_channel(prefix="lokaly-keepalive."))
+    else:
+        await layer.new_channel(prefix="lokaly-keepalive.")
 
 
 class OrderTrackingConsumer(AsyncWebsocketConsumer):

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from uuid import UUID
 
+from django.conf import settings
 from django.db import connection
 
 from lokaly_core.catalog.models import Product, Store, store_hours
@@ -18,12 +19,15 @@ from lokaly_core.orders.models import Order
 
 # One statement for everything order intake reads before it writes: the store with its
 # hours and area, its offers among the products asked for, and (an InitPlan, run once,
-# on the partial index order_customer_open_idx) the customer's orders on their way.
+# on the partial index order_customer_open_idx) the customer's orders on their way,
+# counted up to MAX_OPEN_ORDERS_PER_CUSTOMER only (LIMIT NULL: all of them when there is
+# no limit): the check's cost stays bounded however many orders a customer has open.
 _STORE_OFFERS_SQL = (
     "SELECT s.is_active, s.accepting_orders, s.timezone, s.opening_hours, "  # noqa: S608
     "s.delivery_radius_m, s.lat, s.lng, "
-    f"(SELECT count(*) FROM {Order._meta.db_table} o WHERE o.customer_id = %s "
-    f"AND o.status NOT IN ('{OrderStatus.DELIVERED}', '{OrderStatus.CANCELLED}')), "
+    f"(SELECT count(*) FROM (SELECT 1 FROM {Order._meta.db_table} o WHERE o.customer_id = %s "
+    f"AND o.status NOT IN ('{OrderStatus.DELIVERED}', '{OrderStatus.CANCELLED}') "
+    "LIMIT %s) open_orders), "
     "p.id, p.name, p.price_cents, p.currency, p.is_active "
     f"FROM {Store._meta.db_table} s LEFT JOIN {Stock._meta.db_table} st "
     "ON st.store_id = s.id AND st.product_id = ANY(%s) "
@@ -37,7 +41,9 @@ class OrmCatalog:
         self, store_id: UUID, product_ids: Sequence[UUID], *, customer_id: UUID | None = None
     ) -> tuple[StoreInfo | None, dict[UUID, Offer]]:
         with connection.cursor() as cursor:
-            cursor.execute(_STORE_OFFERS_SQL, [customer_id, list(product_ids), store_id])
+            cursor.execute(
+                _STORE_OFFERS_SQL, [customer_id, _open_orders_cap(), list(product_ids), store_id]
+            )
             rows = cursor.fetchall()
         if not rows:
             return None, {}
@@ -57,6 +63,13 @@ class OrmCatalog:
             customer_open_orders=open_orders,
         )
         return store, offers
+
+
+def _open_orders_cap() -> int | None:
+    """How far intake counts a customer's open orders: to the limit, which is all the
+    domain compares with (None, no limit, counts them all)."""
+    limit = int(settings.MAX_OPEN_ORDERS_PER_CUSTOMER)
+    return limit if limit > 0 else None
 
 
 @functools.lru_cache(maxsize=1024)

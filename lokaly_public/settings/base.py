@@ -51,7 +51,9 @@ PUBLIC_RATE_LIMIT = env("PUBLIC_RATE_LIMIT", "100/m")
 # group message into each member's key.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # channels_redis' pub/sub layer without a subscription per socket, its group
+        # subscriptions batched (lokaly_public/channel_layer.py, docs/performance.md).
+        "BACKEND": "lokaly_public.channel_layer.GroupsPubSubChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }

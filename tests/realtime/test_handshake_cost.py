@@ -139,6 +139,12 @@ def _redis_commands() -> Iterator[list[str]]:
         client.close()
 
 
+def _user_of(token: str) -> str:
+    from lokaly_core.accounts.tokens import validate_access
+
+    return str(validate_access(PUBLIC, token)["user_id"])
+
+
 async def _wait_for(commands: list[str], prefix: str, count: int, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while sum(c.startswith(prefix) for c in commands) < count:
@@ -146,17 +152,22 @@ async def _wait_for(commands: list[str], prefix: str, count: int, timeout: float
         await asyncio.sleep(0.02)
 
 
-async def test_handshake_and_close_send_at_most_eight_redis_commands() -> None:
+async def test_handshake_and_close_send_at_most_four_redis_commands() -> None:
     order_id, token = await sync_to_async(_confirmed_order)()
     await _handshake_and_close(order_id, token)  # warm-up: the layer's connections
 
     with _redis_commands() as commands:
         await _handshake_and_close(order_id, token)
-        # the socket's channel, the order's group and the account's group, once each
-        await _wait_for(commands, "UNSUBSCRIBE", 3)
+        await _wait_for(commands, "UNSUBSCRIBE", 1)
         await _wait_for(commands, "ZREM", 1)
 
-    # subscribe to the socket's channel, the order's group and the account's group, and
-    # unsubscribe from the three; the account's socket slot taken with the session's
-    # revocation marker read (one script) and released (ZREM)
-    assert len(commands) <= 8, commands
+    # the order's group and the account's group in one SUBSCRIBE and one UNSUBSCRIBE
+    # (lokaly_public.channel_layer), and nothing for the socket's own channel; the
+    # account's socket slot taken with the session's revocation marker read (one
+    # script) and released (ZREM)
+    assert len(commands) <= 4, commands
+    subscribes = [c.split()[1:] for c in commands if c.startswith("SUBSCRIBE")]
+    unsubscribes = [c.split()[1:] for c in commands if c.startswith("UNSUBSCRIBE")]
+    groups = {f"asgi__group__order.{order_id}", f"asgi__group__account.{_user_of(token)}"}
+    assert [set(s) for s in subscribes] == [groups], commands
+    assert [set(u) for u in unsubscribes] == [groups], commands
