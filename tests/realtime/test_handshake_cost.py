@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import channels.generic.websocket
 import pytest
 import redis
 from asgiref.sync import sync_to_async
@@ -105,6 +106,25 @@ async def test_handshake_reads_the_order_once_and_checks_the_token() -> None:
     assert [m["status_version"] for m in received[1:]] == [1, 2]
     # the order and the account's role in one statement (consumers._admit)
     assert len(queries) == 1, queries
+
+
+async def test_close_makes_no_thread_hop(monkeypatch: pytest.MonkeyPatch) -> None:
+    order_id, token = await sync_to_async(_confirmed_order)()
+    await _handshake_and_close(order_id, token)  # warm-up
+    hops: list[str] = []
+    real = channels.generic.websocket.aclose_old_connections
+
+    async def counted() -> None:
+        hops.append("close_old_connections")
+        await real()
+
+    monkeypatch.setattr(channels.generic.websocket, "aclose_old_connections", counted)
+
+    await _handshake_and_close(order_id, token)
+
+    # Channels' websocket_disconnect sends close_old_connections to the sync thread at
+    # every close; this consumer does no database work on its own thread (consumers.py)
+    assert hops == []
 
 
 @contextmanager
