@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -37,14 +38,17 @@ _OFFER_COLUMNS = 8  # the store's columns (and the count) before each row's prod
 
 
 class OrmCatalog:
+    _sql = _STORE_OFFERS_SQL
+
     def get_store_offers(
         self, store_id: UUID, product_ids: Sequence[UUID], *, customer_id: UUID | None = None
     ) -> tuple[StoreInfo | None, dict[UUID, Offer]]:
         with connection.cursor() as cursor:
             cursor.execute(
-                _STORE_OFFERS_SQL, [customer_id, _open_orders_cap(), list(product_ids), store_id]
+                self._sql,
+                [customer_id, _open_orders_cap(), list(product_ids), store_id],
             )
-            rows = cursor.fetchall()
+            rows = self._take_prefix(cursor.fetchall())
         if not rows:
             return None, {}
         offers = {
@@ -63,6 +67,28 @@ class OrmCatalog:
             customer_open_orders=open_orders,
         )
         return store, offers
+
+    def _take_prefix(self, rows: list[Any]) -> list[Any]:
+        return rows
+
+
+class NumberingCatalog(OrmCatalog):
+    """The catalog read of order intake, which also draws the order's number from its
+    sequence (an InitPlan: once per statement, not per row): one round trip fewer per
+    order. A request refused after the read leaves a gap in the numbers, as a rolled
+    back one always did; ``next_number`` takes it when the order is placed."""
+
+    _sql = "SELECT (SELECT nextval('core_order_number_seq')), " + _STORE_OFFERS_SQL.removeprefix(
+        "SELECT "
+    )
+
+    def __init__(self) -> None:
+        self.drawn: int | None = None
+
+    def _take_prefix(self, rows: list[Any]) -> list[Any]:
+        if rows:
+            self.drawn = int(rows[0][0])
+        return [row[1:] for row in rows]
 
 
 def _open_orders_cap() -> int | None:

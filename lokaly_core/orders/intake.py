@@ -10,8 +10,8 @@ event is written with the change it reports, or neither is) holds as it does in
 The key row is inserted ``ON CONFLICT DO NOTHING`` and every other row only if it was: a
 concurrent request with the same key waits on the unique index until the first one's
 statement is done, then writes nothing and raises ``KeyTaken`` (the caller replays the
-stored response). Reads (the store's offers, the order number) run before, as the domain
-asks for them.
+stored response). Reads run before, as the domain asks for them: the store with its
+offers and the order number in one statement (``NumberingCatalog``).
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from uuid import UUID
 from django.db import connection, transaction
 from psycopg.types.json import Jsonb
 
-from lokaly_core.catalog.repositories import OrmCatalog
+from lokaly_core.catalog.repositories import NumberingCatalog
 from lokaly_core.delivery.repositories import OrmCouriers, OrmDeliveries, OrmDispatchQueue
 from lokaly_core.domain.model import orders as d
 from lokaly_core.events import Envelope
 from lokaly_core.inventory.repositories import OrmStock
 from lokaly_core.orders.models import IdempotencyKey
-from lokaly_core.orders.repositories import OrmOrders, order_inserts
+from lokaly_core.orders.repositories import OrmOrders, order_inserts, order_number
 from lokaly_core.outbox.recorder import OutboxRecorder, outbox_insert
 from lokaly_core.outbox.relay import publish_after_commit
 from lokaly_core.picking.repositories import OrmPicking
@@ -60,10 +60,16 @@ class KeyTaken(Exception):
 
 
 class _DeferredOrders(OrmOrders):
-    """``add`` keeps the new order for the unit of work's single statement."""
+    """``add`` keeps the new order for the unit of work's single statement;
+    ``next_number`` takes the number the catalog read drew."""
 
-    def __init__(self) -> None:
+    def __init__(self, catalog: NumberingCatalog) -> None:
         self.added: list[d.Order] = []
+        self.catalog = catalog
+
+    def next_number(self) -> str:
+        drawn, self.catalog.drawn = self.catalog.drawn, None
+        return super().next_number() if drawn is None else order_number(drawn)
 
     def add(self, order: d.Order) -> None:
         self.added.append(order)
@@ -76,8 +82,8 @@ class IntakeUnitOfWork:
 
     def __init__(self, *, claim: IdempotencyClaim | None = None) -> None:
         self.claim = claim
-        self.catalog = OrmCatalog()
-        self.orders = _DeferredOrders()
+        self.catalog = NumberingCatalog()
+        self.orders = _DeferredOrders(self.catalog)
         self.events = OutboxRecorder()
         # The port's other repositories, unused by intake.
         self.stock = OrmStock()
@@ -146,5 +152,3 @@ def _claimed_statement(
         )
         params.extend(part_params)
     return f"WITH {', '.join(ctes)} SELECT id FROM k", params  # noqa: S608 - ours
-
-

@@ -114,6 +114,11 @@ def order_inserts(order: d.Order) -> list[tuple[str, SqlParams]]:
     return [order_insert, lines_insert, _historyinsert_rows(order)]
 
 
+def order_number(value: int) -> str:
+    """The order number shown to people, of a value of ``core_order_number_seq``."""
+    return f"LK-{value:06d}"
+
+
 class OrmOrders:
     """Orders on PostgreSQL in one statement per operation.
 
@@ -126,7 +131,7 @@ class OrmOrders:
         with connection.cursor() as cursor:
             cursor.execute("SELECT nextval('core_order_number_seq')")
             (value,) = cursor.fetchone()
-        return f"LK-{value:06d}"
+        return order_number(value)
 
     def add(self, order: d.Order) -> None:
         statements = order_inserts(order)
