@@ -26,6 +26,7 @@ from lokaly_core.delivery.selectors import CURRENT
 from lokaly_core.domain.errors import DomainError
 from lokaly_core.domain.model.delivery import MAX_HANDOFF_ATTEMPTS
 from lokaly_core.domain.model.orders import Actor, OrderStatus
+from lokaly_core.domain.picking import NOTHING_PICKED
 from lokaly_core.domain.services import order_cancel
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
 from lokaly_core.orders.uow import DjangoUnitOfWork
@@ -160,6 +161,8 @@ def amendment_state(order: Order, lines: list[OrderLine]) -> str:
     ordered lines at their ordered quantity made the total before), and the
     ``order.amended`` event while the outbox still keeps it."""
     if all(line.picked_quantity is None for line in lines):
+        if order.cancel_reason == NOTHING_PICKED:
+            return "not amended: nothing was picked, so the order was cancelled (nothing_picked)"
         return "not amended"
     before = sum(
         line.unit_price_cents * line.quantity for line in lines if line.substitute_for_id is None

@@ -3,9 +3,10 @@ substitutions"): the lines staff recorded, each substitute proposal with its sta
 expiry, and once amended the picked quantities, the substitute lines and the total before
 and after. Read-only: staff record lines through the admin API.
 
-The states are written as the picking services leave them (rows of ``PickingLine`` and
+Most states are written as the picking services leave them (rows of ``PickingLine`` and
 amended ``OrderLine``), so that each state the page must render, an open proposal past its
-expiry included, is set up exactly.
+expiry included, is set up exactly; the last tests go through the services themselves
+(accepted, rejected, expired, nothing picked).
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from django.utils import timezone
 
 from lokaly_core.accounts.models import Role, User
 from lokaly_core.catalog.models import Product
+from lokaly_core.domain.picking import picking_complete, picking_start
 from lokaly_core.domain.services import ItemRequest, PlaceOrder, order_reserve_stock, place_order
+from lokaly_core.domain.substitutions import (
+    SubstituteRequest,
+    picking_record_line,
+    substitution_answer,
+)
 from lokaly_core.orders.models import Order, OrderLine
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.outbox.models import OutboxEvent
@@ -307,3 +314,98 @@ def test_picking_lines_cannot_be_changed_on_the_site(
         {"picking_lines-0-picked_quantity": "2"},
     ).status_code == 403
     assert PickingLine.objects.get(order=shop.order).picked_quantity == 1
+
+
+# -- through the picking services (what the admin API and the public API call) ----------
+
+
+def _services_pick(shop: Shop, staff: User, *, accept: bool | None) -> None:
+    """Start, record milk 1 of 2 and bread 0 of 1 with pasta proposed, the customer's
+    answer (``None``: none, the proposal left to expire), then complete."""
+    uow = DjangoUnitOfWork
+    order_id = shop.order.id
+    picking_start(uow=uow(), clock=timezone.now, order_id=order_id, staff_id=staff.id)
+    picking_record_line(
+        uow=uow(), clock=timezone.now, order_id=order_id, product_id=shop.milk.id,
+        picked_quantity=1, substitute=None, staff_id=staff.id, timeout=timedelta(minutes=5),
+    )
+    picking_record_line(
+        uow=uow(), clock=timezone.now, order_id=order_id, product_id=shop.bread.id,
+        picked_quantity=0, substitute=SubstituteRequest(shop.pasta.id, 1), staff_id=staff.id,
+        timeout=timedelta(minutes=5) if accept is not None else timedelta(0),
+    )
+    if accept is not None:
+        substitution_answer(
+            uow=uow(), clock=timezone.now, order_id=order_id, product_id=shop.bread.id,
+            customer_id=shop.order.customer_id, accept=accept,
+        )
+    picking_complete(uow=uow(), clock=timezone.now, order_id=order_id, staff_id=staff.id)
+
+
+def test_a_short_pick_with_an_accepted_substitute_through_the_services(
+    site_client: Client, staff_admin: User
+) -> None:
+    shop = Shop()
+    _services_pick(shop, staff_admin, accept=True)
+
+    html = _page(site_client, shop.order)
+
+    assert _cells(html, "picked") == ["1 (short by 1)", "0 (short by 1)", "1"]
+    assert _cells(html, "substitute_of") == ["-", "-", str(shop.bread)]
+    assert _cells(html, "proposal_status") == ["-", "accepted"]
+    amendment = _field(html, "amendment")
+    assert amendment.startswith("total 7.46 EUR -&gt; 4.77 EUR (subtotal 5.47 EUR -&gt; 2.78 EUR)")
+    event = OutboxEvent.objects.get(aggregate_id=shop.order.id, type="order.amended")
+    assert event.payload["previous_total_cents"] == 746  # the page agrees with the event
+    assert event.payload["total_cents"] == 477
+    assert f"order.amended {event.event_id} at " in amendment
+
+
+def test_a_rejected_substitute_through_the_services(
+    site_client: Client, staff_admin: User
+) -> None:
+    shop = Shop()
+    _services_pick(shop, staff_admin, accept=False)
+
+    html = _page(site_client, shop.order)
+
+    assert _cells(html, "picked") == ["1 (short by 1)", "0 (short by 1)"]
+    assert _cells(html, "proposal_status") == ["-", "rejected"]
+    assert _field(html, "amendment").startswith("total 7.46 EUR -&gt; 3.28 EUR")
+
+
+def test_an_expired_substitute_through_the_services(
+    site_client: Client, staff_admin: User
+) -> None:
+    shop = Shop()
+    _services_pick(shop, staff_admin, accept=None)  # expired at completion
+
+    html = _page(site_client, shop.order)
+
+    assert _cells(html, "proposal_status") == ["-", "expired"]
+    assert _field(html, "amendment").startswith("total 7.46 EUR -&gt; 3.28 EUR")
+
+
+def test_an_order_with_nothing_picked_says_it_was_cancelled(
+    site_client: Client, staff_admin: User
+) -> None:
+    shop = Shop()
+    uow = DjangoUnitOfWork
+    picking_start(uow=uow(), clock=timezone.now, order_id=shop.order.id, staff_id=staff_admin.id)
+    for product in (shop.milk, shop.bread):
+        picking_record_line(
+            uow=uow(), clock=timezone.now, order_id=shop.order.id, product_id=product.id,
+            picked_quantity=0, substitute=None, staff_id=staff_admin.id,
+            timeout=timedelta(minutes=5),
+        )
+    picking_complete(
+        uow=uow(), clock=timezone.now, order_id=shop.order.id, staff_id=staff_admin.id
+    )
+
+    html = _page(site_client, shop.order)
+
+    assert _field(html, "amendment") == (
+        "not amended: nothing was picked, so the order was cancelled (nothing_picked)"
+    )
+    assert _cells(html, "picked_quantity") == ["0", "0"]
+    assert _field(html, "status") == "Cancelled"
