@@ -199,10 +199,11 @@ def _item(product: str, name: str, quantity: int, picked: int, price: int, repla
     }
 
 
-def _pick_up(actors: Actors, delivery: dict[str, Any], order_id: str) -> None:
+def _pick_up(actors: Actors, delivery: dict[str, Any], order_id: str) -> dict[str, Any]:
     wait_until(lambda: _status(order_id) == "ready")
-    actors.courier.call("POST", f"/api/courier/deliveries/{delivery['id']}/pickup")
+    picked = actors.courier.call("POST", f"/api/courier/deliveries/{delivery['id']}/pickup")
     wait_until(lambda: _status(order_id) == "out_for_delivery")
+    return picked
 
 
 def _event_types(order_id: str) -> list[str]:
@@ -283,8 +284,13 @@ def test_a_short_pick_with_an_accepted_substitute(live_stack: Any, live_admin: A
         3 * MILK + BREAD + FEE,
         subtotal + FEE,
     )
-    # and the pickup consumes exactly what was picked
-    _pick_up(actors, delivery, order["id"])
+    # and the pickup consumes exactly what was picked, which is what the courier carries
+    bag = _pick_up(actors, delivery, order["id"])["items"]
+    assert bag == [
+        {"name": "Milk 1L", "quantity": 1},
+        {"name": "Bread", "quantity": 1},
+        {"name": "Oat drink 1L", "quantity": 2},
+    ]
     assert _figures(shop) == {"milk": (9, 0, 9), "bread": (4, 0, 4), "oat": (2, 0, 2)}
 
     def notified() -> dict[str, str] | None:
