@@ -120,12 +120,14 @@ _LINE_SELECT = (
 )
 # What the order holds besides its lines (v1.1): the substitutes proposed or accepted
 # while its picking is started, as a json array of [product_id, quantity] (null: none).
-# On the (order, product) unique index of picking lines; a v1 order finds no row.
+# On the (order, product) unique index of picking lines; a v1 order finds no row, and
+# an order that is not being picked (pending ones: the worker's batches) skips the read.
 _HELD = (
     "(SELECT json_agg(json_build_array(pl.substitute_id, pl.substitute_quantity)) "  # noqa: S608
     f"FROM {PickingLine._meta.db_table} pl JOIN {Picking._meta.db_table} pk "
     "ON pk.order_id = pl.order_id AND pk.status = 'started' "
-    "WHERE pl.order_id = o.id AND pl.substitution_status IN ('proposed', 'accepted'))"
+    "WHERE pl.order_id = o.id AND o.status IN ('confirmed', 'picking') "
+    "AND pl.substitution_status IN ('proposed', 'accepted'))"
 )
 
 

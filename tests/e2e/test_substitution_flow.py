@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,7 +212,7 @@ def _event_types(order_id: str) -> list[str]:
     wait_until(
         lambda: not OutboxEvent.objects.filter(aggregate_id=order_id, published_at=None).exists()
     )
-    return [e["type"] for e in order_events(order_id)]
+    return [e["type"] for e in order_events(uuid.UUID(order_id))]
 
 
 def test_a_short_pick_with_an_accepted_substitute(live_stack: Any, live_admin: Any) -> None:
@@ -467,7 +468,8 @@ def test_errors_of_the_answer_and_the_line_endpoints(live_stack: Any, live_admin
         "not_found"
     )
     # bad bodies are 400 in the error shape
-    for body in ({}, {"accept": "yes"}, {"accept": 1}, [], {"accept": None}):
+    bodies: list[Any] = [{}, {"accept": "yes"}, {"accept": 1}, [], {"accept": None}]
+    for body in bodies:
         error = actors.customer.call("POST", answer, body, expect=400)["error"]
         assert error["code"] == "validation_error", body
         assert set(error) == {"code", "message", "details"}
@@ -481,7 +483,7 @@ def test_errors_of_the_answer_and_the_line_endpoints(live_stack: Any, live_admin
     )
     assert (bad.status_code, bad.json()["error"]["code"]) == (400, "malformed_request")
     line = f"/api/admin/orders/{order['id']}/picking/lines"
-    for body, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"picked_quantity": 4}, "picked_quantity"),
         ({"picked_quantity": "x"}, "picked_quantity"),
         ({}, "picked_quantity"),
@@ -501,7 +503,8 @@ def test_errors_of_the_answer_and_the_line_endpoints(live_stack: Any, live_admin
             {"picked_quantity": 1, "substitute": {"product_id": order["id"], "quantity": 1}},
             "substitute.product_id",
         ),
-    ]:
+    ]
+    for body, field in cases:
         error = actors.admin.call("POST", f"{line}/{shop.milk}", body, expect=400)["error"]
         assert (error["code"], field in error["details"]) == ("validation_error", True), body
     too_many = {"picked_quantity": 1, "substitute": {"product_id": shop.oat, "quantity": 5}}

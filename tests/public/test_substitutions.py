@@ -32,8 +32,8 @@ from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_core.outbox.models import OutboxEvent
 from lokaly_core.picking.models import PickingLine
 from tests.conftest import client_for
-from tests.public.conftest import assert_error
 from tests.factories import UserFactory
+from tests.public.conftest import assert_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
