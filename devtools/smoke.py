@@ -8,7 +8,8 @@ short, the second is not on the shelf and a third product is proposed as its sub
 The customer's socket gets ``order.substitution_proposed``, the customer accepts it over
 the public API, the admin completes picking, and the socket gets ``order.amended`` (the
 totals the line prices say) before the status change to ``ready``. The courier sends a
-location, picks the order up and completes the delivery. The socket must show every
+location, picks the order up (the bag as amended: the short line's picked unit and the
+substitute) and completes the delivery. The socket must show every
 status change once, in order, and a ``courier.location``; the store's available stock
 must end exactly one unit down for the short line and the substitute, unchanged for the
 line not found. ``--picking plain`` picks everything instead (the v1 flow).
@@ -320,7 +321,13 @@ def deliver(
         lambda: any(m.get("type") == "courier.location" for m in watcher.messages),
         deadline,
     )
-    courier.call("POST", f"/api/courier/deliveries/{delivery['id']}/pickup")
+    picked_up = courier.call("POST", f"/api/courier/deliveries/{delivery['id']}/pickup")
+    if args.picking == "short":
+        bag = sorted((i.get("name"), i.get("quantity")) for i in picked_up.get("items", []))
+        expected = sorted([(plan.short["name"], Plan.SHORT_PICKED), (plan.substitute["name"], 1)])
+        if bag != expected:
+            raise SmokeFailure(f"the courier's bag {bag}, the amended order says {expected}")
+        say("the courier carries the amended bag")
     watcher.wait_status("out_for_delivery", deadline)
     courier.call("POST", f"/api/courier/deliveries/{delivery['id']}/complete")
     watcher.wait_status("delivered", deadline)
