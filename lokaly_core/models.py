@@ -7,7 +7,7 @@ from lokaly_core.inventory.models import Stock, StockAdjustment
 from lokaly_core.notifications.models import Notification
 from lokaly_core.orders.models import IdempotencyKey, Order, OrderLine, OrderStatusChange
 from lokaly_core.outbox.models import OutboxEvent, ProcessedEvent
-from lokaly_core.picking.models import Picking
+from lokaly_core.picking.models import Picking, PickingLine
 
 __all__ = [
     "CourierState",
@@ -21,6 +21,7 @@ __all__ = [
     "OrderStatusChange",
     "OutboxEvent",
     "Picking",
+    "PickingLine",
     "ProcessedEvent",
     "Product",
     "Role",

@@ -181,6 +181,8 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
     closed = False  # closed by the server: nothing more is sent
     last_version = 0
     watching = False  # the snapshot is sent: group messages may follow
+    role = ""
+    last_amended: dict[str, Any] | None = None
     _expiry: asyncio.TimerHandle | None = None
     _closing: asyncio.Task[None] | None = None
 
@@ -201,6 +203,7 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
             return
         self.claims = claims
         self.user_id = str(claims.get("user_id"))
+        self.role = str(claims.get("role"))
         # Join the groups before reading the snapshot: a change committed meanwhile is
         # then either in the snapshot or delivered after it (and dropped as not newer);
         # an account change committed meanwhile is either seen by the check below or
@@ -357,6 +360,19 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
     async def courier_location(self, message: dict[str, Any]) -> None:
         if self.watching:
             await self._send(message)
+
+    async def order_substitution_proposed(self, message: dict[str, Any]) -> None:
+        """v1.1: for the order's customer, who answers it (not its courier)."""
+        if self.watching and self.role == Role.CUSTOMER:
+            await self._send(message)
+
+    async def order_amended(self, message: dict[str, Any]) -> None:
+        """v1.1: the picking's amendment, sent before the order's ``ready``; a repeat
+        (the worker's transaction ran again) is dropped."""
+        if not self.watching or message == self.last_amended:
+            return
+        self.last_amended = message
+        await self._send(message)
 
     async def _send(self, message: dict[str, Any]) -> None:
         if self.closed:

@@ -14,11 +14,13 @@ from rest_framework import serializers
 from lokaly_core.accounts.models import User
 from lokaly_core.domain.model import delivery as d
 from lokaly_core.domain.model import orders as o
+from lokaly_core.domain.model.picking import SubstitutionStatus
 from lokaly_core.domain.services import ItemRequest, PlaceOrder
 from lokaly_core.web.schema import OPENING_HOURS_SCHEMA
 
 # Choice sets named once in the OpenAPI schema (``ENUM_NAME_OVERRIDES`` in the settings).
 ORDER_STATUSES = [s.value for s in o.OrderStatus]
+SUBSTITUTION_STATUSES = [s.value for s in SubstitutionStatus]
 DELIVERY_STATUSES = [s.value for s in d.DeliveryStatus]
 CURRENT_DELIVERY_STATUSES = [
     s.value for s in d.DeliveryStatus if s in d.ACTIVE_DELIVERY or s is d.DeliveryStatus.DELIVERED
@@ -147,7 +149,40 @@ class OrderItemOutSerializer(serializers.Serializer):
     name = serializers.CharField()
     quantity = serializers.IntegerField()
     unit_price_cents = serializers.IntegerField()
-    line_total_cents = serializers.IntegerField()
+    line_total_cents = serializers.IntegerField(
+        help_text="`unit_price_cents` times `picked_quantity` once the order is amended, "
+        "else times `quantity`."
+    )
+    picked_quantity = serializers.IntegerField(
+        required=False,
+        help_text="v1.1: present once the picking amended the order: what is delivered "
+        "(and paid for) of `quantity`.",
+    )
+    substitute_for = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="v1.1: present once amended; on a substitute accepted by the customer, "
+        "the ordered product it replaces, else null.",
+    )
+
+
+class SubstituteOutSerializer(serializers.Serializer):
+    product_id = serializers.UUIDField()
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price_cents = serializers.IntegerField()
+
+
+class SubstitutionOutSerializer(serializers.Serializer):
+    """A substitute proposed during the picking for the missing units of ``product_id``."""
+
+    product_id = serializers.UUIDField(help_text="The ordered product it would replace.")
+    substitute = SubstituteOutSerializer()
+    status = serializers.ChoiceField(choices=SUBSTITUTION_STATUSES)
+    expires_at = serializers.DateTimeField(
+        help_text="Answer before this; afterwards the proposal counts as `expired` (rejected)."
+    )
+
 
 
 class CourierRefSerializer(serializers.Serializer):
@@ -199,6 +234,12 @@ class CustomerOrderSerializer(OrderOutSerializer):
         help_text="v1.1, proof of delivery: present only while the order is "
         "`out_for_delivery` at a store that requires a hand-off code, and only to the "
         "order's customer (4 digits, to give the courier at the door). Absent otherwise.",
+    )
+    substitutions = SubstitutionOutSerializer(
+        many=True,
+        required=False,
+        help_text="v1.1: every substitute staff proposed while picking the order, with its "
+        "status; absent while none was proposed.",
     )
 
 
@@ -310,3 +351,7 @@ class NotificationSerializer(serializers.Serializer):
 
 class NotificationFilterSerializer(serializers.Serializer):
     unread = serializers.BooleanField(required=False, default=False)
+
+
+class SubstitutionAnswerSerializer(serializers.Serializer):
+    accept = StrictBooleanField(help_text="`true` to take the substitute, `false` to refuse it.")

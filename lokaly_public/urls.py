@@ -18,6 +18,10 @@ urlpatterns = [
     path("api/orders/<uuid:order_id>", views.OrderDetailApi.as_view()),
     path("api/orders/<uuid:order_id>/history", views.OrderHistoryApi.as_view()),
     path("api/orders/<uuid:order_id>/cancel", views.OrderCancelApi.as_view()),
+    path(
+        "api/orders/<uuid:order_id>/substitutions/<uuid:product_id>",
+        views.OrderSubstitutionAnswerApi.as_view(),
+    ),
     path("api/courier/shift", courier_views.CourierShiftApi.as_view()),
     path("api/courier/location", courier_views.CourierLocationApi.as_view()),
     path("api/courier/deliveries", courier_views.CourierDeliveryListApi.as_view()),

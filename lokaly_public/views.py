@@ -24,6 +24,7 @@ from lokaly_core.accounts.tokens import PUBLIC, issue_pair, logout, rotate_refre
 from lokaly_core.catalog.selectors import active_stores, store_products
 from lokaly_core.domain.model.orders import Actor, Order
 from lokaly_core.domain.services import PlaceOrder, order_cancel, place_order
+from lokaly_core.domain.substitutions import substitution_answer
 from lokaly_core.orders import idempotency, selectors
 from lokaly_core.orders.intake import IdempotencyClaim, IntakeUnitOfWork, KeyTaken
 from lokaly_core.orders.uow import DjangoUnitOfWork
@@ -354,4 +355,35 @@ class OrderCancelApi(APIView):
             customer_id=caller(request).id,
         )
         order = selectors.customer_order(order_id=order_id, customer_id=caller(request).id)
+        return Response(selectors.customer_order_to_dict(order))
+
+
+class OrderSubstitutionAnswerApi(APIView):
+    permission_classes = [IsCustomer]
+
+    @extend_schema(
+        request=s.SubstitutionAnswerSerializer,
+        responses={200: s.CustomerOrderSerializer},
+        description=(
+            "v1.1: accept or refuse the substitute proposed for the missing units of "
+            "`product_id` (the order's `substitutions`). A refused substitute's units are "
+            "released. Another customer's order is 404. No proposal waiting for an answer "
+            "(none, answered already, the order no longer being picked) is 409 "
+            "`invalid_transition`; so is an answer after `expires_at` (details: `status` "
+            "`expired`), the proposal then counting as expired."
+        ),
+    )
+    def post(self, request: Request, order_id: UUID, product_id: UUID) -> Response:
+        serializer = s.SubstitutionAnswerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        customer_id = caller(request).id
+        substitution_answer(
+            uow=DjangoUnitOfWork(),
+            clock=timezone.now,
+            order_id=order_id,
+            product_id=product_id,
+            customer_id=customer_id,
+            accept=serializer.validated_data["accept"],
+        )
+        order = selectors.customer_order(order_id=order_id, customer_id=customer_id)
         return Response(selectors.customer_order_to_dict(order))

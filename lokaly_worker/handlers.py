@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.conf import settings
 from django.utils import timezone
 
 from lokaly_core.broadcast import get_broadcaster
@@ -13,22 +14,31 @@ from lokaly_core.domain.model.orders import OrderStatus
 from lokaly_core.domain.notifications import notifies
 from lokaly_core.domain.picking import order_advance_to
 from lokaly_core.domain.services import order_reserve_stock, orders_reserve_stock
+from lokaly_core.domain.substitutions import substitutions_expire_due
 from lokaly_core.events import (
     CourierAvailable,
     DeliveryAssigned,
     DeliveryDeclined,
     Envelope,
     EventPayload,
+    OrderAmended,
     OrderCreated,
     OrderStatusChanged,
+    OrderSubstitutionProposed,
     PickingCompleted,
     PickingStarted,
 )
 from lokaly_core.notifications.services import notify_for_event, notify_for_events
-from lokaly_core.orders.realtime import order_group, status_changed_message
+from lokaly_core.orders import selectors
+from lokaly_core.orders.realtime import (
+    order_amended_message,
+    order_group,
+    status_changed_message,
+    substitution_proposed_message,
+)
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_worker.dispatch import dispatch_confirmed, dispatch_one, dispatch_waiting
-from lokaly_worker.registry import every_tick, handles
+from lokaly_worker.registry import every, every_tick, handles
 
 logger = logging.getLogger("lokaly.worker.handlers")
 
@@ -91,12 +101,56 @@ def order_to_picking(envelope: Envelope, event: PickingStarted) -> None:
 
 @handles(PickingCompleted)
 def order_to_ready(envelope: Envelope, event: PickingCompleted) -> None:
+    if event.amended:
+        _broadcast_amendment(envelope, event.order_id)
     order_advance_to(
         uow=DjangoUnitOfWork(savepoint=False),
         clock=timezone.now,
         order_id=event.order_id,
         target=OrderStatus.READY,
     )
+
+
+def _broadcast_amendment(envelope: Envelope, order_id: uuid.UUID) -> None:
+    """v1.1: the watchers get ``order.amended`` before the ``status_changed`` to ``ready``.
+
+    Sent here, inside the transaction that makes the order ready, rather than by a
+    handler of ``order.amended`` after its batch committed: the ready change is
+    published when this transaction commits, so however many workers there are, the
+    amendment was on its way first (and a failed send fails the handler, so the order
+    waits for it). A retried transaction may send it twice; sockets drop the repeat.
+    """
+    order = selectors.orders_with_lines().filter(pk=order_id).first()
+    if order is None or order.status == OrderStatus.CANCELLED:
+        return
+    message = order_amended_message(selectors.order_to_dict(order))
+    get_broadcaster().group_send(order_group(order_id), message)
+    logger.info(
+        "order amendment broadcast",
+        extra={"event_id": str(envelope.event_id), "order_id": str(order_id)},
+    )
+
+
+@handles(OrderSubstitutionProposed, transactional=False)
+def broadcast_substitution_proposed(envelope: Envelope, event: OrderSubstitutionProposed) -> None:
+    get_broadcaster().group_send(
+        order_group(event.order_id), substitution_proposed_message(event)
+    )
+
+
+@every(lambda: float(settings.SUBSTITUTION_EXPIRY_EVERY_S))
+def expire_due_substitutions() -> None:
+    """Unanswered proposals past their expiry count as rejected: their units go back
+    (``order.substitution_answered`` with status ``expired``). Each is expired under its
+    order's lock, so a customer's answer at the same moment and other workers never
+    expire one twice; a bounded batch per turn, the rest the next turn."""
+    expired = substitutions_expire_due(
+        new_uow=DjangoUnitOfWork,
+        clock=timezone.now,
+        limit=int(settings.SUBSTITUTION_EXPIRY_BATCH),
+    )
+    if expired:
+        logger.info("substitute proposals expired", extra={"expired": expired})
 
 
 # -- delivery ---------------------------------------------------------------------------
@@ -158,6 +212,8 @@ def _write_notifications_batch(pairs: list[tuple[Envelope, EventPayload]]) -> No
     OrderStatusChanged,
     DeliveryAssigned,
     CourierAvailable,
+    OrderSubstitutionProposed,
+    OrderAmended,
     when=notifies,
     batch=_write_notifications_batch,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -24,14 +25,38 @@ from lokaly_core.catalog.models import (
     Store,
 )
 from lokaly_core.domain.errors import DomainError, ValidationFailed
-from lokaly_core.domain.hours import InvalidHours, hours_as_json, parse_hours, zone
+from lokaly_core.domain.hours import WEEKDAYS, InvalidHours, hours_as_json, parse_hours, zone
 from lokaly_core.domain.inventory import MAX_DELTA, MAX_REASON_LENGTH, stock_adjust
 from lokaly_core.inventory.models import Stock, StockAdjustment
 from lokaly_core.orders.uow import DjangoUnitOfWork
 
 
+class OpeningHoursField(forms.JSONField):
+    """The weekly hours as staff read them: one weekday a line, Monday first (PostgreSQL
+    keeps a JSON object's keys in its own order)."""
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, dict) and set(value) <= set(WEEKDAYS):
+            days = [
+                f"  {json.dumps(day)}: {json.dumps(value[day])}" for day in WEEKDAYS if day in value
+            ]
+            return "{\n" + ",\n".join(days) + "\n}" if days else "{}"
+        return str(super().prepare_value(value))
+
+
 class StoreForm(forms.ModelForm):
     """The store's v1.1 settings checked by the same rules as the admin API's."""
+
+    opening_hours = OpeningHoursField(
+        required=False,
+        help_text=Store._meta.get_field("opening_hours").help_text,
+        widget=forms.Textarea(attrs={"rows": 9, "cols": 60}),
+    )
+    # Not the model's PositiveIntegerField (its own "greater than or equal to 0" would
+    # come first): every out-of-range radius gets the API's message.
+    delivery_radius_m = forms.IntegerField(
+        required=False, help_text=Store._meta.get_field("delivery_radius_m").help_text
+    )
 
     class Meta:
         model = Store
@@ -75,14 +100,14 @@ class StoreAdmin(RoleActionsMixin, admin.ModelAdmin):
     )
     list_filter = ("is_active", "accepting_orders", "requires_handoff_code")
     search_fields = ("name", "address")
-    readonly_fields = ("open_now", "created_at")
+    readonly_fields = ("open_now", "next_opening", "created_at")
     fieldsets = (
         (None, {"fields": ("name", "address", "lat", "lng", "is_active")}),
         (
             "Taking orders",
             {
                 "fields": (
-                    "accepting_orders", "open_now", "timezone", "opening_hours",
+                    "accepting_orders", "open_now", "next_opening", "timezone", "opening_hours",
                     "delivery_radius_m", "requires_handoff_code",
                 )
             },
@@ -95,6 +120,24 @@ class StoreAdmin(RoleActionsMixin, admin.ModelAdmin):
         if store.pk is None:
             return None
         return store.is_open_at(dj_timezone.now())
+
+
+    @admin.display(description="next opening")
+    def next_opening(self, store: Store) -> str:
+        """When a closed store takes orders again (what ``store_closed`` tells customers)."""
+        if store.pk is None:
+            return "-"
+        now = dj_timezone.now()
+        hours = store.hours
+        if hours.is_open(now):
+            return "open now"
+        if not store.accepting_orders:
+            return "paused: takes no orders until 'accepting orders' is turned on again"
+        at = hours.next_opening_at(now)
+        if at is None:
+            return "never by itself: no opening hours in the week"
+        local = at.astimezone(hours.timezone)
+        return f"{at:%Y-%m-%d %H:%M} UTC ({local:%a %H:%M} {store.timezone})"
 
 
 @admin.register(Product)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import django_filters
+from django.conf import settings
 from django.urls import path
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -16,9 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lokaly_core.domain.delivery import delivery_complete_by_admin
-from lokaly_core.domain.model.orders import Actor
+from lokaly_core.domain.model.orders import MAX_QUANTITY, Actor
 from lokaly_core.domain.picking import picking_complete, picking_start
 from lokaly_core.domain.services import order_cancel
+from lokaly_core.domain.substitutions import SubstituteRequest, picking_record_line
 from lokaly_core.orders import selectors
 from lokaly_core.orders.models import Order
 from lokaly_core.orders.uow import DjangoUnitOfWork
@@ -95,6 +98,27 @@ DELIVERY = inline_serializer(
     },
     allow_null=True,
 )
+SUBSTITUTION_STATUSES = ["proposed", "accepted", "rejected", "expired"]
+ORDER_SUBSTITUTIONS = inline_serializer(
+    "AdminOrderSubstitution",
+    {
+        "product_id": serializers.UUIDField(),
+        "substitute": inline_serializer(
+            "AdminOrderSubstitute",
+            {
+                "product_id": serializers.UUIDField(),
+                "name": serializers.CharField(),
+                "quantity": serializers.IntegerField(),
+                "unit_price_cents": serializers.IntegerField(),
+            },
+        ),
+        "status": serializers.ChoiceField(choices=SUBSTITUTION_STATUSES),
+        "expires_at": serializers.DateTimeField(),
+    },
+    many=True,
+    required=False,
+    help_text="v1.1: every substitute proposed during the picking; absent when none was.",
+)
 ORDER_FIELDS: dict[str, serializers.Field] = {
     "id": serializers.UUIDField(),
     "number": serializers.CharField(),
@@ -113,6 +137,7 @@ ORDER_FIELDS: dict[str, serializers.Field] = {
     "delivery": DELIVERY,
     "created_at": serializers.DateTimeField(),
     "updated_at": serializers.DateTimeField(),
+    "substitutions": ORDER_SUBSTITUTIONS,
     "customer": CUSTOMER,
 }
 ORDER_ROW = inline_serializer("AdminOrder", ORDER_FIELDS)
@@ -122,12 +147,46 @@ PICKING_FIELDS: dict[str, serializers.Field] = {
     "completed_at": serializers.DateTimeField(allow_null=True),
 }
 PICKING = inline_serializer("AdminPicking", {"order_id": serializers.UUIDField(), **PICKING_FIELDS})
+PICKING_SUBSTITUTE = inline_serializer(
+    "AdminPickingSubstitute",
+    {
+        "product_id": serializers.UUIDField(),
+        "name": serializers.CharField(),
+        "quantity": serializers.IntegerField(),
+        "unit_price_cents": serializers.IntegerField(),
+        "status": serializers.ChoiceField(choices=SUBSTITUTION_STATUSES),
+        "expires_at": serializers.DateTimeField(),
+        "answered_at": serializers.DateTimeField(allow_null=True),
+    },
+    allow_null=True,
+)
+PICKING_LINE = inline_serializer(
+    "AdminPickingLine",
+    {
+        "product_id": serializers.UUIDField(),
+        "ordered_quantity": serializers.IntegerField(),
+        "picked_quantity": serializers.IntegerField(
+            help_text="As recorded; the ordered quantity while never recorded."
+        ),
+        "substitute": PICKING_SUBSTITUTE,
+        "recorded_at": serializers.DateTimeField(
+            allow_null=True, help_text="Null: never recorded (counts as picked in full)."
+        ),
+    },
+    many=True,
+)
+PICKING_WITH_LINES = inline_serializer(
+    "AdminPickingWithLines",
+    {"order_id": serializers.UUIDField(), **PICKING_FIELDS, "lines": PICKING_LINE},
+)
 ORDER_DETAIL = inline_serializer(
     "AdminOrderDetail",
     {
         **ORDER_FIELDS,
         "history": serializers.ListField(child=serializers.DictField()),
-        "picking": inline_serializer("AdminOrderPicking", PICKING_FIELDS, allow_null=True),
+        "picking": inline_serializer(
+            "AdminOrderPicking", {**PICKING_FIELDS, "lines": PICKING_LINE}, allow_null=True
+        ),
         "events": inline_serializer(
             "AdminOrderEvent",
             {
@@ -144,6 +203,20 @@ ORDER_DETAIL = inline_serializer(
 
 class CancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300)
+
+
+class SubstituteSerializer(serializers.Serializer):
+    product_id = serializers.UUIDField(
+        help_text="An active product of the order's store, not on the order, same currency."
+    )
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+
+class PickingLineSerializer(serializers.Serializer):
+    picked_quantity = serializers.IntegerField(
+        min_value=0, max_value=MAX_QUANTITY, help_text="0 to the ordered quantity."
+    )
+    substitute = SubstituteSerializer(allow_null=True, required=False, default=None)
 
 
 class DeliveryCompleteSerializer(serializers.Serializer):
@@ -273,13 +346,59 @@ class PickingCompleteApi(APIView):
         responses={200: PICKING},
         description="The picking must be started and not completed (else 409 "
         "`invalid_transition`); emits `picking.completed`, after which the worker moves "
-        "the order to `ready`.",
+        "the order to `ready`. v1.1: 409 `invalid_transition` while a substitute proposal "
+        "is open and not yet expired (details: `waiting_for`, product ids). Lines never "
+        "recorded count as picked in full; when the picking changed anything the order is "
+        "amended first (items' `picked_quantity`, accepted substitutes as items with "
+        "`substitute_for`, totals, units not picked released, `order.amended`), and an "
+        "order with nothing left is cancelled with reason `nothing_picked` instead.",
     )
     def post(self, request: Request, order_id: UUID) -> Response:
         picking = picking_complete(
             uow=DjangoUnitOfWork(), clock=timezone.now, order_id=order_id, staff_id=request.user.id
         )
         return Response(selectors.picking_to_dict(picking, with_order=True))
+
+
+class PickingLineApi(APIView):
+    action = "picking.write"
+
+    @extend_schema(
+        request=PickingLineSerializer,
+        responses={200: PICKING_WITH_LINES},
+        description=(
+            "v1.1, short picks and substitutions: record what was found of one ordered "
+            "product while the picking is started (replacing an earlier record and releasing "
+            "what its substitute held). A `substitute` reserves its units (409 "
+            "`insufficient_stock` with `product_id`, `available`, `requested` when short) and "
+            "is offered to the customer until `SUBSTITUTION_TIMEOUT_SECONDS` from now "
+            "(`order.substitution_proposed`). A product not on the order is 404; a substitute "
+            "that is unknown, not sold by the store, inactive, on the order already or in "
+            "another currency is 400 `validation_error` on `substitute.product_id`; a picking "
+            "not started or completed is 409 `invalid_transition`."
+        ),
+    )
+    def post(self, request: Request, order_id: UUID, product_id: UUID) -> Response:
+        serializer = PickingLineSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        wanted = data.get("substitute")
+        picking_record_line(
+            uow=DjangoUnitOfWork(),
+            clock=timezone.now,
+            order_id=order_id,
+            product_id=product_id,
+            picked_quantity=data["picked_quantity"],
+            substitute=(
+                SubstituteRequest(product_id=wanted["product_id"], quantity=wanted["quantity"])
+                if wanted
+                else None
+            ),
+            staff_id=request.user.id,
+            timeout=timedelta(seconds=settings.SUBSTITUTION_TIMEOUT_SECONDS),
+        )
+        order = selectors.admin_order(order_id)
+        return Response(selectors.picking_detail_to_dict(order, with_order=True))
 
 
 urlpatterns = [
@@ -291,4 +410,8 @@ urlpatterns = [
     ),
     path("api/admin/orders/<uuid:order_id>/picking/start", PickingStartApi.as_view()),
     path("api/admin/orders/<uuid:order_id>/picking/complete", PickingCompleteApi.as_view()),
+    path(
+        "api/admin/orders/<uuid:order_id>/picking/lines/<uuid:product_id>",
+        PickingLineApi.as_view(),
+    ),
 ]

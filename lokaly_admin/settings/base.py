@@ -76,6 +76,7 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "lokaly_admin.api.orders.ORDER_STATUSES",
         "PickingStatusEnum": "lokaly_admin.api.orders.PICKING_STATUSES",
         "CurrentDeliveryStatusEnum": "lokaly_admin.api.orders.CURRENT_DELIVERY_STATUSES",
+        "SubstitutionStatusEnum": "lokaly_admin.api.orders.SUBSTITUTION_STATUSES",
     },
 }
 

@@ -235,6 +235,11 @@ DELIVERY_FEE_CENTS = env_int("DELIVERY_FEE_CENTS", 199)
 # Orders one customer may hold neither delivered nor cancelled; 0: no limit.
 MAX_OPEN_ORDERS_PER_CUSTOMER = env_int("MAX_OPEN_ORDERS_PER_CUSTOMER", 5)
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 48)
+# v1.1: how long a customer has to answer a substitute proposed during picking.
+SUBSTITUTION_TIMEOUT_SECONDS = env_int("SUBSTITUTION_TIMEOUT_SECONDS", 300)
+# How often the worker expires unanswered proposals, and how many per turn at most.
+SUBSTITUTION_EXPIRY_EVERY_S = float(env("SUBSTITUTION_EXPIRY_EVERY_S", "1.0"))
+SUBSTITUTION_EXPIRY_BATCH = env_int("SUBSTITUTION_EXPIRY_BATCH", 100)
 
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -187,7 +187,7 @@ def delivery_to_dict(delivery: Delivery) -> dict[str, Any]:
         "delivery_address": order.delivery_address,
         "customer_name": order.customer.name,
         "note": order.note,
-        "items": [{"name": line.name, "quantity": line.quantity} for line in order.lines.all()],
+        "items": _bag(order.lines.all()),
         "assigned_at": format_timestamp(delivery.assigned_at),
         "picked_up_at": _timestamp(delivery.picked_up_at),
         "delivered_at": _timestamp(delivery.delivered_at),
@@ -199,3 +199,14 @@ def delivery_to_dict(delivery: Delivery) -> dict[str, Any]:
             0, MAX_HANDOFF_ATTEMPTS - delivery.handoff_failed_attempts
         )
     return body
+
+
+def _bag(lines: Any) -> list[dict[str, Any]]:
+    """What the courier carries: each line at its quantity, or at its picked quantity once
+    the picking amended the order (v1.1; lines picked 0 are not in the bag)."""
+    items = []
+    for line in lines:
+        quantity = line.quantity if line.picked_quantity is None else line.picked_quantity
+        if quantity:
+            items.append({"name": line.name, "quantity": quantity})
+    return items

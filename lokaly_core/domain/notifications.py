@@ -7,6 +7,9 @@ Pure rules; ``lokaly_core.notifications.services`` stores the drafts and sends t
   reason: ``order.cancelled``; to ``out_for_delivery``: ``order.picked_up``; to
   ``delivered``: ``order.delivered``;
 - ``delivery.assigned`` -> the courier: ``delivery.assigned``;
+- v1.1: ``order.substitution_proposed`` -> the customer: ``order.substitution_proposed``
+  ("... instead of ..., answer by HH:MM", the store's local time); ``order.amended`` ->
+  the customer: ``order.amended`` with the new total;
 - ``courier.available`` with reason ``released`` (the order they were assigned was
   cancelled before pickup) -> the courier: ``delivery.cancelled``.
 
@@ -17,11 +20,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lokaly_core.domain.backoff import backoff_ms
 from lokaly_core.domain.model.orders import OUT_OF_STOCK, OrderStatus
-from lokaly_core.events import CourierAvailable, DeliveryAssigned, EventPayload, OrderStatusChanged
+from lokaly_core.events import (
+    CourierAvailable,
+    DeliveryAssigned,
+    EventPayload,
+    OrderAmended,
+    OrderStatusChanged,
+    OrderSubstitutionProposed,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +47,8 @@ class NotificationDraft:
 def notifies(event: EventPayload) -> bool:
     """Whether ``notification_drafts`` has something to say about the event (so callers
     look up the order number only when it is needed)."""
+    if isinstance(event, OrderSubstitutionProposed | OrderAmended):
+        return True
     if isinstance(event, OrderStatusChanged):
         return event.status in _CUSTOMER_STATUSES
     if isinstance(event, CourierAvailable):
@@ -71,6 +84,20 @@ def notification_drafts(event: EventPayload, *, order_number: str) -> list[Notif
                 order_id=event.order_id,
             )
         ]
+    if isinstance(event, OrderSubstitutionProposed):
+        return [_substitute_draft(event, order_number)]
+    if isinstance(event, OrderAmended):
+        return [
+            NotificationDraft(
+                user_id=event.customer_id,
+                type="order.amended",
+                title="Order updated",
+                body=f"Your order {order_number} now holds what the store could pick; "
+                f"the new total is {format_money(event.total_cents, event.currency)} "
+                f"(was {format_money(event.previous_total_cents, event.currency)}).",
+                order_id=event.order_id,
+            )
+        ]
     if isinstance(event, CourierAvailable) and notifies(event):
         return [
             NotificationDraft(
@@ -82,6 +109,32 @@ def notification_drafts(event: EventPayload, *, order_number: str) -> list[Notif
             )
         ]
     return []
+
+
+def _substitute_draft(event: OrderSubstitutionProposed, number: str) -> NotificationDraft:
+    return NotificationDraft(
+        user_id=event.customer_id,
+        type="order.substitution_proposed",
+        title="A substitute for your order",
+        body=f"{event.product_name} is short for your order {number}: the store proposes "
+        f"{event.quantity} x {event.substitute_name} "
+        f"({format_money(event.unit_price_cents, 'each')}) instead; answer by "
+        f"{_local_time(event.expires_at, event.timezone)}.",
+        order_id=event.order_id,
+    )
+
+
+def format_money(cents: int, currency: str) -> str:
+    """``1250, "EUR"`` -> ``"12.50 EUR"`` (``"each"`` for a unit price reads as such)."""
+    return f"{cents // 100}.{cents % 100:02d} {currency}"
+
+
+def _local_time(at: datetime, timezone: str) -> str:
+    """HH:MM in the store's time zone (UTC, named, when the zone is unknown)."""
+    try:
+        return at.astimezone(ZoneInfo(timezone)).strftime("%H:%M")
+    except (ZoneInfoNotFoundError, ValueError):
+        return at.astimezone(UTC).strftime("%H:%M UTC")
 
 
 def _customer_draft(event: OrderStatusChanged, number: str) -> NotificationDraft | None:

@@ -22,7 +22,7 @@ from lokaly_core.domain.model.catalog import Offer, StoreInfo
 from lokaly_core.domain.model.delivery import Candidate, Delivery
 from lokaly_core.domain.model.inventory import StockLevel
 from lokaly_core.domain.model.orders import Order
-from lokaly_core.domain.model.picking import Picking
+from lokaly_core.domain.model.picking import Picking, PickingLine
 from lokaly_core.events import EventPayload
 
 Clock = Callable[[], datetime]
@@ -58,6 +58,11 @@ class OrderRepository(Protocol):
 
     def save_many(self, orders: Sequence[Order]) -> None:
         """``save`` for several orders at once."""
+        ...
+
+    def amend(self, order: Order) -> None:
+        """Persist the picking's amendment (v1.1): the lines' ``picked_quantity`` and
+        totals, the added substitute lines, the order's totals; then as ``save``."""
         ...
 
 
@@ -104,6 +109,19 @@ class PickingRepository(Protocol):
     def add(self, picking: Picking) -> None: ...
 
     def save(self, picking: Picking) -> None: ...
+
+    def lines(self, order_id: UUID) -> list[PickingLine]:
+        """The order's recorded picking lines (v1.1); callers hold the order's lock."""
+        ...
+
+    def save_line(self, line: PickingLine) -> None:
+        """Insert or replace the line of (order, product)."""
+        ...
+
+    def due_proposals(self, now: datetime, limit: int) -> list[tuple[UUID, UUID]]:
+        """(order_id, product_id) of open substitute proposals past their expiry, oldest
+        first, at most ``limit``; unlocked (lock the order, then look again)."""
+        ...
 
 
 class DeliveryRepository(Protocol):

@@ -305,6 +305,14 @@ def order_cancel(
     return order
 
 
+def cancel_reserved(
+    uow: UnitOfWork, order: o.Order, *, actor: o.Actor, reason: str, now: datetime
+) -> None:
+    """Cancel a locked order, releasing exactly what it holds (``Order.stock_lines``) and
+    its delivery; the caller commits (picking's ``nothing_picked``)."""
+    _cancel(uow, order, actor=actor, reason=reason, now=now)
+
+
 def _cancel(uow: UnitOfWork, order: o.Order, *, actor: o.Actor, reason: str, now: datetime) -> None:
     previous = order.status
     change = order.move_to(o.OrderStatus.CANCELLED, actor=actor, at=now, reason=reason)

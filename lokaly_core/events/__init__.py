@@ -6,6 +6,7 @@ transport (Redis Streams today) shares the same definitions.
 
 from lokaly_core.events.contracts import (
     EVENT_TYPES,
+    AmendedLine,
     CourierAvailable,
     DeliveryAssigned,
     DeliveryCompleted,
@@ -16,9 +17,12 @@ from lokaly_core.events.contracts import (
     EventPayload,
     InventoryReleased,
     InventoryReserved,
+    OrderAmended,
     OrderCancelled,
     OrderCreated,
     OrderStatusChanged,
+    OrderSubstitutionAnswered,
+    OrderSubstitutionProposed,
     PickingCompleted,
     PickingStarted,
     StockLine,
@@ -27,6 +31,7 @@ from lokaly_core.events.contracts import (
 
 __all__ = [
     "EVENT_TYPES",
+    "AmendedLine",
     "CourierAvailable",
     "DeliveryAssigned",
     "DeliveryCompleted",
@@ -38,8 +43,11 @@ __all__ = [
     "InventoryReleased",
     "InventoryReserved",
     "OrderCancelled",
+    "OrderAmended",
     "OrderCreated",
     "OrderStatusChanged",
+    "OrderSubstitutionAnswered",
+    "OrderSubstitutionProposed",
     "PickingCompleted",
     "PickingStarted",
     "StockLine",

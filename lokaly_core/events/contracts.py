@@ -83,7 +83,34 @@ def _coerce(type_name: Any, value: Any) -> Any:
         return parse_timestamp(value)
     if name.startswith("tuple[StockLine"):
         return tuple(StockLine.from_dict(v) for v in value)
+    if name.startswith("tuple[AmendedLine"):
+        return tuple(AmendedLine.from_dict(v) for v in value)
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class AmendedLine:
+    """One line the picking changed (``order.amended``): an ordered product picked short
+    (``picked_quantity`` < ``quantity``), or a substitute added (``substitute_for``)."""
+
+    product_id: uuid.UUID
+    name: str
+    quantity: int
+    picked_quantity: int
+    unit_price_cents: int
+    substitute_for: uuid.UUID | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AmendedLine:
+        replaced = data.get("substitute_for")
+        return cls(
+            product_id=uuid.UUID(str(data["product_id"])),
+            name=str(data["name"]),
+            quantity=int(data["quantity"]),
+            picked_quantity=int(data["picked_quantity"]),
+            unit_price_cents=int(data["unit_price_cents"]),
+            substitute_for=uuid.UUID(str(replaced)) if replaced is not None else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +173,67 @@ class PickingStarted(EventPayload):
 
 @dataclass(frozen=True, slots=True)
 class PickingCompleted(EventPayload):
+    """``amended`` (v1.1, backwards compatible: absent means false): the completion
+    amended the order (``order.amended`` was recorded just before this event)."""
+
     TYPE: ClassVar[str] = "picking.completed"
     order_id: uuid.UUID
     store_id: uuid.UUID
     staff_id: uuid.UUID | None = None
+    amended: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSubstitutionProposed(EventPayload):
+    """v1.1: staff propose ``quantity`` of a substitute for the missing units of
+    ``product_id`` (its units are reserved); the customer answers by ``expires_at``.
+    ``timezone`` is the store's (IANA name), for telling the customer the time."""
+
+    TYPE: ClassVar[str] = "order.substitution_proposed"
+    order_id: uuid.UUID
+    customer_id: uuid.UUID
+    store_id: uuid.UUID
+    product_id: uuid.UUID
+    product_name: str
+    substitute_product_id: uuid.UUID
+    substitute_name: str
+    quantity: int
+    unit_price_cents: int
+    expires_at: datetime
+    timezone: str = "UTC"
+    staff_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSubstitutionAnswered(EventPayload):
+    """v1.1: a proposal ended: ``status`` ``accepted`` or ``rejected`` by the customer,
+    or ``expired`` (unanswered by its expiry, or its order ended first; the same as
+    rejected). Units of a rejected or expired substitute were released
+    (``released_quantity``; 0 when the order no longer held them)."""
+
+    TYPE: ClassVar[str] = "order.substitution_answered"
+    order_id: uuid.UUID
+    customer_id: uuid.UUID
+    product_id: uuid.UUID
+    substitute_product_id: uuid.UUID
+    accepted: bool
+    status: str
+    released_quantity: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAmended(EventPayload):
+    """v1.1: the picking's completion changed what the order delivers: ``lines`` are the
+    changed ones (short picks, substitutes added); totals before and after."""
+
+    TYPE: ClassVar[str] = "order.amended"
+    order_id: uuid.UUID
+    customer_id: uuid.UUID
+    previous_total_cents: int
+    total_cents: int
+    subtotal_cents: int
+    currency: str
+    lines: tuple[AmendedLine, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +315,9 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         InventoryReleased,
         PickingStarted,
         PickingCompleted,
+        OrderSubstitutionProposed,
+        OrderSubstitutionAnswered,
+        OrderAmended,
         DeliveryAssigned,
         DeliveryPickedUp,
         DeliveryCompleted,

@@ -75,6 +75,14 @@ class OrderLine(models.Model):
     quantity = models.PositiveSmallIntegerField()
     unit_price_cents = models.PositiveIntegerField()
     line_total_cents = models.PositiveIntegerField()
+    # v1.1 ("short picks and substitutions"), set when the picking amended the order:
+    # what was picked of ``quantity`` (null: never amended, the v1 line), and for a
+    # substitute the ordered product it replaces. ``line_total_cents`` follows
+    # ``picked_quantity`` once it is set.
+    picked_quantity = models.PositiveSmallIntegerField(null=True, blank=True)
+    substitute_for = models.ForeignKey(
+        "core.Product", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["id"]
@@ -83,6 +91,15 @@ class OrderLine(models.Model):
                 fields=["order", "product"], name="orderline_order_product_uniq"
             ),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="orderline_quantity_gte_1"),
+            models.CheckConstraint(
+                condition=Q(picked_quantity__isnull=True)
+                | Q(picked_quantity__lte=models.F("quantity")),
+                name="orderline_picked_lte_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(substitute_for__isnull=True) | Q(picked_quantity__isnull=False),
+                name="orderline_substitute_is_amended",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from lokaly_core.domain.model import orders as d
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
+from lokaly_core.picking.models import Picking, PickingLine
 from lokaly_core.sql import SqlParams, insert_rows
 
 _ORDER_COLUMNS = (
@@ -119,6 +120,22 @@ def order_number(value: int) -> str:
     return f"LK-{value:06d}"
 
 
+_LINE_SELECT = (
+    "l.product_id, l.name, l.quantity, l.unit_price_cents, l.picked_quantity, l.substitute_for_id"
+)
+# What the order holds besides its lines (v1.1): the substitutes proposed or accepted
+# while its picking is started, as a json array of [product_id, quantity] (null: none).
+# On the (order, product) unique index of picking lines; a v1 order finds no row, and
+# an order that is not being picked (pending ones: the worker's batches) skips the read.
+_HELD = (
+    "(SELECT json_agg(json_build_array(pl.substitute_id, pl.substitute_quantity)) "  # noqa: S608
+    f"FROM {PickingLine._meta.db_table} pl JOIN {Picking._meta.db_table} pk "
+    "ON pk.order_id = pl.order_id AND pk.status = 'started' "
+    "WHERE pl.order_id = o.id AND o.status IN ('confirmed', 'picking') "
+    "AND pl.substitution_status IN ('proposed', 'accepted'))"
+)
+
+
 class OrmOrders:
     """Orders on PostgreSQL in one statement per operation.
 
@@ -145,7 +162,7 @@ class OrmOrders:
         columns = ", ".join(f"o.{c}" for c in _ORDER_COLUMNS)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {columns}, l.product_id, l.name, l.quantity, l.unit_price_cents "  # noqa: S608
+                f"SELECT {columns}, {_HELD}, {_LINE_SELECT} "  # noqa: S608
                 f"FROM {Order._meta.db_table} o JOIN {OrderLine._meta.db_table} l "
                 "ON l.order_id = o.id WHERE o.id = %s ORDER BY l.id FOR UPDATE OF o",
                 [order_id],
@@ -153,7 +170,7 @@ class OrmOrders:
             rows = cursor.fetchall()
         if not rows:
             return None
-        width = len(_ORDER_COLUMNS)
+        width = len(_ORDER_COLUMNS) + 1  # the order's columns and what it holds besides
         return _order_of(rows[0][:width], [r[width:] for r in rows])
 
     def save(self, order: d.Order) -> None:
@@ -176,19 +193,63 @@ class OrmOrders:
         with connection.cursor() as cursor:
             cursor.execute(update, params)
 
+    def amend(self, order: d.Order) -> None:
+        """Persist the picking's amendment: each ordered line's ``picked_quantity`` and
+        total, the substitute lines (new), the order's totals; then ``save``."""
+        ordered = [line for line in order.lines if line.substitute_for is None]
+        added = [line for line in order.lines if line.substitute_for is not None]
+        rows = ", ".join(["(%s::uuid, %s::integer, %s::integer)"] * len(ordered))
+        params: SqlParams = [
+            v
+            for line in ordered
+            for v in (line.product_id, line.delivered_quantity, line.line_total_cents)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {OrderLine._meta.db_table} AS l SET picked_quantity = v.picked, "  # noqa: S608
+                f"line_total_cents = v.total FROM (VALUES {rows}) AS v(product_id, picked, total) "
+                "WHERE l.order_id = %s AND l.product_id = v.product_id",
+                [*params, order.id],
+            )
+            if added:
+                sql, insert_params = insert_rows(
+                    OrderLine,
+                    (*_LINE_COLUMNS, "picked_quantity", "substitute_for_id"),
+                    [
+                        (
+                            order.id,
+                            line.product_id,
+                            line.name,
+                            line.quantity,
+                            line.unit_price_cents,
+                            line.line_total_cents,
+                            line.picked_quantity,
+                            line.substitute_for,
+                        )
+                        for line in added
+                    ],
+                )
+                cursor.execute(sql, insert_params)
+            cursor.execute(
+                f"UPDATE {Order._meta.db_table} SET subtotal_cents = %s, total_cents = %s "  # noqa: S608
+                "WHERE id = %s",
+                [order.subtotal_cents, order.total_cents, order.id],
+            )
+        self.save(order)
+
     # -- the worker's batches (lokaly_worker.batch): several orders per statement --------
 
     def get_many_for_update(self, order_ids: Sequence[UUID]) -> dict[UUID, d.Order]:
         columns = ", ".join(f"o.{c}" for c in _ORDER_COLUMNS)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {columns}, l.product_id, l.name, l.quantity, l.unit_price_cents "  # noqa: S608
+                f"SELECT {columns}, {_HELD}, {_LINE_SELECT} "  # noqa: S608
                 f"FROM {Order._meta.db_table} o JOIN {OrderLine._meta.db_table} l "
                 "ON l.order_id = o.id WHERE o.id = ANY(%s) ORDER BY o.id, l.id FOR UPDATE OF o",
                 [list(dict.fromkeys(order_ids))],
             )
             rows = cursor.fetchall()
-        width = len(_ORDER_COLUMNS)
+        width = len(_ORDER_COLUMNS) + 1
         by_order: dict[UUID, list[tuple[object, ...]]] = {}
         for row in rows:
             by_order.setdefault(row[0], []).append(row)
@@ -231,9 +292,11 @@ class OrmOrders:
 
 
 def _order_of(row: Sequence[object], lines: Sequence[Sequence[object]]) -> d.Order:
-    """A domain order from its columns (``_ORDER_COLUMNS``) and its lines' (product_id,
-    name, quantity, unit_price_cents)."""
-    o: dict[str, Any] = dict(zip(_ORDER_COLUMNS, row, strict=True))
+    """A domain order from its columns (``_ORDER_COLUMNS``, then ``_HELD``) and its
+    lines' (``_LINE_SELECT``)."""
+    o: dict[str, Any] = dict(zip(_ORDER_COLUMNS, row[:-1], strict=True))
+    raw_held: Any = row[-1]
+    held: list[list[Any]] = (json.loads(raw_held) if isinstance(raw_held, str) else raw_held) or []
     address = o["delivery_address"]
     return d.Order(
         id=o["id"],
@@ -243,8 +306,15 @@ def _order_of(row: Sequence[object], lines: Sequence[Sequence[object]]) -> d.Ord
         status=d.OrderStatus(o["status"]),
         status_version=o["status_version"],
         lines=[
-            d.Line(product_id=p, name=n, quantity=q, unit_price_cents=u)  # type: ignore[arg-type]
-            for p, n, q, u in lines
+            d.Line(
+                product_id=p,  # type: ignore[arg-type]
+                name=n,  # type: ignore[arg-type]
+                quantity=q,  # type: ignore[arg-type]
+                unit_price_cents=u,  # type: ignore[arg-type]
+                picked_quantity=picked,  # type: ignore[arg-type]
+                substitute_for=replaced,  # type: ignore[arg-type]
+            )
+            for p, n, q, u, picked, replaced in lines
         ],
         delivery_fee_cents=o["delivery_fee_cents"],
         currency=o["currency"],
@@ -256,4 +326,5 @@ def _order_of(row: Sequence[object], lines: Sequence[Sequence[object]]) -> d.Ord
         updated_at=o["updated_at"],
         cancel_reason=o["cancel_reason"],
         stock_state=d.StockState(o["stock_state"]),
+        substitutes_held=[(UUID(str(p)), int(q)) for p, q in held],
     )

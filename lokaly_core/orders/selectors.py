@@ -6,14 +6,16 @@ the same wherever it is returned.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
 from django.db.models import F, Prefetch, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 
 from lokaly_core.accounts.models import User
 from lokaly_core.delivery.selectors import (
@@ -27,14 +29,120 @@ from lokaly_core.domain.model import orders as domain
 from lokaly_core.events.contracts import format_timestamp
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
 from lokaly_core.outbox.models import OutboxEvent
+from lokaly_core.picking.models import PickingLine
+
+# v1.1: an order's picking lines (what staff found, the substitutes proposed) as one json
+# array, read with the order itself (a correlated subquery on the (order, product) unique
+# index: no query more per page, nothing found for a v1 order). Timestamps travel as
+# integer microseconds since the epoch, exact. ``{order}`` is the outer order's alias.
+PICKING_LINES_SQL = f"""(SELECT json_agg(json_build_object(
+    'product_id', pl.product_id, 'ordered_quantity', pl.ordered_quantity,
+    'picked_quantity', pl.picked_quantity, 'substitute_id', pl.substitute_id,
+    'substitute_name', pl.substitute_name, 'substitute_quantity', pl.substitute_quantity,
+    'substitute_unit_price_cents', pl.substitute_unit_price_cents,
+    'status', pl.substitution_status,
+    'expires_us', (EXTRACT(EPOCH FROM pl.expires_at) * 1000000)::bigint,
+    'answered_us', (EXTRACT(EPOCH FROM pl.answered_at) * 1000000)::bigint,
+    'recorded_us', (EXTRACT(EPOCH FROM pl.recorded_at) * 1000000)::bigint
+  ) ORDER BY pl.id)
+  FROM {PickingLine._meta.db_table} pl WHERE pl.order_id = {{order}}.id)"""  # noqa: S608
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _picking_lines_annotation() -> RawSQL:
+    table = f'"{Order._meta.db_table}"'
+    return RawSQL(PICKING_LINES_SQL.format(order=table), [])  # noqa: S611 - our SQL, no input
 
 
 def orders_with_lines() -> QuerySet[Order]:
-    """Orders ready for ``order_to_dict``: their lines and current delivery prefetched."""
-    return Order.objects.prefetch_related(
+    """Orders ready for ``order_to_dict``: their lines and current delivery prefetched,
+    their picking lines annotated (``picking_json``)."""
+    return Order.objects.annotate(picking_json=_picking_lines_annotation()).prefetch_related(
         Prefetch("lines", queryset=OrderLine.objects.order_by("id")),
         current_delivery_prefetch(),
     )
+
+
+def parse_picking_json(value: Any) -> list[dict[str, Any]]:
+    """The rows of ``PICKING_LINES_SQL`` as they come (text or parsed json, or null)."""
+    rows = json.loads(value) if isinstance(value, str) else value
+    return list(rows or [])
+
+
+def _picking_rows_of(order: Order) -> list[dict[str, Any]]:
+    if hasattr(order, "picking_json"):
+        return parse_picking_json(order.picking_json)
+    annotated = Order.objects.filter(pk=order.pk).annotate(picking_json=_picking_lines_annotation())
+    return parse_picking_json(annotated.values_list("picking_json", flat=True).first())
+
+
+def _from_us(value: int | None) -> str | None:
+    return None if value is None else format_timestamp(_EPOCH + timedelta(microseconds=value))
+
+
+def _substitute_to_dict(row: Mapping[str, Any], *, with_status: bool) -> dict[str, Any] | None:
+    if row.get("substitute_id") is None:
+        return None
+    body: dict[str, Any] = {
+        "product_id": str(row["substitute_id"]),
+        "name": row["substitute_name"],
+        "quantity": row["substitute_quantity"],
+        "unit_price_cents": row["substitute_unit_price_cents"],
+    }
+    if with_status:
+        body.update(
+            status=row["status"],
+            expires_at=_from_us(row["expires_us"]),
+            answered_at=_from_us(row.get("answered_us")),
+        )
+    return body
+
+
+def substitutions_to_dict(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The order's ``substitutions`` (v1.1): every proposal, in the order recorded,
+    ``[{product_id, substitute: {product_id, name, quantity, unit_price_cents}, status,
+    expires_at}]``."""
+    return [
+        {
+            "product_id": str(row["product_id"]),
+            "substitute": _substitute_to_dict(row, with_status=False),
+            "status": row["status"],
+            "expires_at": _from_us(row["expires_us"]),
+        }
+        for row in rows
+        if row.get("substitute_id") is not None
+    ]
+
+
+def picking_lines_to_dict(
+    ordered: Iterable[Any], rows: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The picking's ``lines``: one per ordered product (substitute lines excluded), in
+    the order's order, as recorded, or picked in full when never recorded
+    (``recorded_at`` null). ``substitute`` carries the proposal and its answer."""
+    records = {str(row["product_id"]): row for row in rows}
+    out: list[dict[str, Any]] = []
+    for line in ordered:
+        if _replaced(line) is not None:
+            continue
+        record = records.get(str(line.product_id))
+        out.append(
+            {
+                "product_id": str(line.product_id),
+                "ordered_quantity": line.quantity,
+                "picked_quantity": record["picked_quantity"] if record else line.quantity,
+                "substitute": _substitute_to_dict(record, with_status=True) if record else None,
+                "recorded_at": _from_us(record["recorded_us"]) if record else None,
+            }
+        )
+    return out
+
+
+def _replaced(line: Any) -> Any:
+    """The product a line substitutes (ORM rows name it ``substitute_for_id``)."""
+    if isinstance(line, OrderLine):
+        return line.substitute_for_id
+    return getattr(line, "substitute_for_id", getattr(line, "substitute_for", None))
 
 
 def customer_orders(customer_id: UUID) -> QuerySet[Order]:
@@ -50,8 +158,14 @@ def customer_order(*, order_id: UUID, customer_id: UUID) -> Order:
 
 
 def order_to_dict(order: Order) -> dict[str, Any]:
-    """The contract's order (from ``orders_with_lines``; any other order costs two reads)."""
-    return _render(order, order.lines.all(), order.delivery_address, current_delivery_of(order))
+    """The contract's order (from ``orders_with_lines``; any other order costs three reads)."""
+    return _render(
+        order,
+        order.lines.all(),
+        order.delivery_address,
+        current_delivery_of(order),
+        substitutions_to_dict(_picking_rows_of(order)),
+    )
 
 
 def customer_order_to_dict(order: Order) -> dict[str, Any]:
@@ -71,8 +185,23 @@ def with_handoff_code(order: dict[str, Any], code: str | None) -> dict[str, Any]
 
 def created_order_to_dict(order: domain.Order) -> dict[str, Any]:
     """The same representation from the domain object just placed (saves a read); a new
-    order has no delivery yet."""
-    return _render(order, order.lines, order.delivery_address.as_dict(), None)
+    order has no delivery yet, nor substitutions."""
+    return _render(order, order.lines, order.delivery_address.as_dict(), None, [])
+
+
+def _item(line: Any) -> dict[str, Any]:
+    item = {
+        "product_id": str(line.product_id),
+        "name": line.name,
+        "quantity": line.quantity,
+        "unit_price_cents": line.unit_price_cents,
+        "line_total_cents": line.line_total_cents,
+    }
+    if getattr(line, "picked_quantity", None) is not None:  # v1.1: amended by the picking
+        replaced = _replaced(line)
+        item["picked_quantity"] = line.picked_quantity
+        item["substitute_for"] = str(replaced) if replaced is not None else None
+    return item
 
 
 def _render(
@@ -80,24 +209,16 @@ def _render(
     lines: Iterable[Any],
     address: dict[str, Any],
     delivery: dict[str, Any] | None,
+    substitutions: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    return {
+    body = {
         "id": str(order.id),
         "number": order.number,
         "status": str(order.status),
         "status_version": order.status_version,
         "store_id": str(order.store_id),
         "customer_id": str(order.customer_id),
-        "items": [
-            {
-                "product_id": str(line.product_id),
-                "name": line.name,
-                "quantity": line.quantity,
-                "unit_price_cents": line.unit_price_cents,
-                "line_total_cents": line.line_total_cents,
-            }
-            for line in lines
-        ],
+        "items": [_item(line) for line in lines],
         "subtotal_cents": order.subtotal_cents,
         "delivery_fee_cents": order.delivery_fee_cents,
         "total_cents": order.total_cents,
@@ -109,6 +230,11 @@ def _render(
         "created_at": format_timestamp(order.created_at),
         "updated_at": format_timestamp(order.updated_at),
     }
+    if substitutions:
+        # v1.1: present once staff proposed a substitute; absent otherwise, so that an
+        # order without any keeps the v1 shape (the tests of v1 clients pin it).
+        body["substitutions"] = substitutions
+    return body
 
 
 def change_to_dict(change: OrderStatusChange) -> dict[str, Any]:
@@ -187,7 +313,10 @@ def admin_orders(
         by_email = User.objects.filter(email__iexact=search).values("id")[:1]
         qs = qs.filter(Q(number__startswith=search.upper()) | Q(customer_id=Subquery(by_email)))
     return qs.values(
-        *_ORDER_COLUMNS, customer_email=F("customer__email"), customer_name=F("customer__name")
+        *_ORDER_COLUMNS,
+        customer_email=F("customer__email"),
+        customer_name=F("customer__name"),
+        picking_json=_picking_lines_annotation(),
     )
 
 
@@ -200,7 +329,14 @@ def admin_order_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             OrderLine.objects.filter(order_id__in=[row["id"] for row in rows])
             .order_by("id")
             .values(
-                "order_id", "product_id", "name", "quantity", "unit_price_cents", "line_total_cents"
+                "order_id",
+                "product_id",
+                "name",
+                "quantity",
+                "unit_price_cents",
+                "line_total_cents",
+                "picked_quantity",
+                "substitute_for_id",
             )
         ):
             lines[line["order_id"]].append(SimpleNamespace(**line))
@@ -211,6 +347,7 @@ def admin_order_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 lines[row["id"]],
                 row["delivery_address"],
                 deliveries.get(row["id"]),
+                substitutions_to_dict(parse_picking_json(row["picking_json"])),
             ),
             "customer": {
                 "id": str(row["customer_id"]),
@@ -290,6 +427,14 @@ def admin_order_detail_to_dict(order: Order) -> dict[str, Any]:
     return {
         **admin_order_to_dict(order),
         "history": admin_order_history(order.id),
-        "picking": picking_to_dict(picking) if picking is not None else None,
+        "picking": picking_detail_to_dict(order) if picking is not None else None,
         "events": order_events(order.id),
+    }
+
+
+def picking_detail_to_dict(order: Order, *, with_order: bool = False) -> dict[str, Any]:
+    """The order's picking with its ``lines`` (v1.1), from ``admin_order`` (no query)."""
+    return {
+        **picking_to_dict(order.picking, with_order=with_order),
+        "lines": picking_lines_to_dict(order.lines.all(), _picking_rows_of(order)),
     }

@@ -24,7 +24,12 @@ from django.db import connection
 
 from lokaly_core.delivery.selectors import CURRENT, _order_delivery
 from lokaly_core.events.contracts import format_timestamp
-from lokaly_core.orders.selectors import _render
+from lokaly_core.orders.selectors import (
+    PICKING_LINES_SQL,
+    _render,
+    parse_picking_json,
+    substitutions_to_dict,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -62,9 +67,11 @@ _SQL = f"""
 SELECT {", ".join(f"o.{c}" for c in _ORDER_COLUMNS)},
   (SELECT json_agg(json_build_object(
       'product_id', l.product_id, 'name', l.name, 'quantity', l.quantity,
-      'unit_price_cents', l.unit_price_cents, 'line_total_cents', l.line_total_cents
+      'unit_price_cents', l.unit_price_cents, 'line_total_cents', l.line_total_cents,
+      'picked_quantity', l.picked_quantity, 'substitute_for_id', l.substitute_for_id
     ) ORDER BY l.id)
    FROM core_orderline l WHERE l.order_id = o.id) AS lines,
+  {PICKING_LINES_SQL.format(order="o")} AS picking,
   (SELECT json_agg(json_build_object(
       'status', h.status, 'previous_status', h.previous_status,
       'status_version', h.status_version, 'reason', h.reason,
@@ -136,15 +143,17 @@ def watched_order(
     n = len(_ORDER_COLUMNS)
     fields = dict(zip(_ORDER_COLUMNS, row[:n], strict=True))
     fields["delivery_address"] = _json(fields["delivery_address"])
-    lines, missed, watcher_delivers = _json(row[n]) or [], _json(row[n + 1]) or [], row[n + 2]
-    account_role = row[n + 3]
+    lines, picking = _json(row[n]) or [], parse_picking_json(row[n + 1])
+    missed, watcher_delivers = _json(row[n + 2]) or [], row[n + 3]
+    account_role = row[n + 4]
     width = len(_DELIVERY_COLUMNS)
-    delivery = dict(zip(_DELIVERY_COLUMNS, row[n + 4 : n + 4 + width], strict=True))
+    delivery = dict(zip(_DELIVERY_COLUMNS, row[n + 5 : n + 5 + width], strict=True))
     order = _render(
         SimpleNamespace(**fields),
         [SimpleNamespace(**line) for line in lines],
         fields["delivery_address"],
         _order_delivery(delivery) if delivery["id"] is not None else None,
+        substitutions_to_dict(picking),
     )
     return WatchedOrder(
         customer_id=fields["customer_id"],
@@ -152,7 +161,7 @@ def watched_order(
         order=order,
         missed=[_change(c) for c in missed],
         account_role=account_role,
-        handoff_code=row[n + 4 + width],
+        handoff_code=row[n + 5 + width],
     )
 
 

@@ -80,6 +80,7 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "lokaly_public.serializers.ORDER_STATUSES",
         "DeliveryStatusEnum": "lokaly_public.serializers.DELIVERY_STATUSES",
         "CurrentDeliveryStatusEnum": "lokaly_public.serializers.CURRENT_DELIVERY_STATUSES",
+        "SubstitutionStatusEnum": "lokaly_public.serializers.SUBSTITUTION_STATUSES",
     },
 }
 

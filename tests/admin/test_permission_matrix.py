@@ -34,6 +34,8 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("POST", "/api/admin/orders/{id}/delivery/complete", "orders.deliver"),
     ("POST", "/api/admin/orders/{id}/picking/start", "picking.write"),
     ("POST", "/api/admin/orders/{id}/picking/complete", "picking.write"),
+    # v1.1, short picks and substitutions
+    ("POST", "/api/admin/orders/{id}/picking/lines/{id}", "picking.write"),
     ("GET", "/api/admin/stores", "catalog.read"),
     ("POST", "/api/admin/stores", "catalog.write"),
     ("PATCH", "/api/admin/stores/{id}", "catalog.write"),

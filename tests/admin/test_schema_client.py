@@ -13,6 +13,7 @@ OPERATIONS = {
         "admin_orders_list", "admin_orders_retrieve", "admin_orders_cancel_create",
         "admin_orders_picking_start_create", "admin_orders_picking_complete_create",
         "admin_orders_delivery_complete_create",  # v1.1, proof of delivery
+        "admin_orders_picking_lines_create",  # v1.1, short picks and substitutions
         "admin_stores_list", "admin_stores_create", "admin_stores_partial_update",
         "admin_stores_stock_list", "admin_stores_stock_adjustments_create",
         "admin_products_list", "admin_products_create", "admin_products_partial_update",

@@ -15,7 +15,13 @@ from lokaly_core.domain.model.catalog import Offer, StoreInfo
 from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY, Candidate, Delivery, DeliveryStatus
 from lokaly_core.domain.model.inventory import StockLevel
 from lokaly_core.domain.model.orders import Order, OrderStatus
-from lokaly_core.domain.model.picking import Picking
+from lokaly_core.domain.model.picking import (
+    HOLDS_STOCK,
+    Picking,
+    PickingLine,
+    PickingStatus,
+    SubstitutionStatus,
+)
 from lokaly_core.events import Envelope, EventPayload
 
 
@@ -57,6 +63,8 @@ class FakeOrders:
         self.rows: dict[UUID, Order] = {}
         self.history: dict[UUID, list] = {}
         self._numbers = itertools.count(1)
+        self.picking: FakePicking | None = None  # set by FakeUnitOfWork
+        self.amended: list[UUID] = []
 
     def next_number(self) -> str:
         return f"LK-{next(self._numbers):06d}"
@@ -68,13 +76,34 @@ class FakeOrders:
 
     def get_for_update(self, order_id: UUID) -> Order | None:
         row = self.rows.get(order_id)
-        return copy.deepcopy(row) if row else None
+        return self._loaded(row) if row else None
+
+    def _loaded(self, row: Order) -> Order:
+        """As the real repository reads it: what it holds besides its lines is derived
+        from the picking (substitutes proposed or accepted while it is started)."""
+        order = copy.deepcopy(row)
+        order.substitutes_held = []
+        lines = self.picking.lines_by_key if self.picking else {}
+        picking = self.picking.rows.get(order.id) if self.picking else None
+        if picking is not None and picking.status is PickingStatus.STARTED:
+            order.substitutes_held = [
+                (line.substitute.product_id, line.substitute.quantity)
+                for (order_id, _), line in lines.items()
+                if order_id == order.id
+                and line.substitute is not None
+                and line.substitute.status in HOLDS_STOCK
+            ]
+        return order
 
     def save(self, order: Order) -> None:
         self.add(order)
 
+    def amend(self, order: Order) -> None:
+        self.amended.append(order.id)
+        self.add(order)
+
     def get_many_for_update(self, order_ids: Sequence[UUID]) -> dict[UUID, Order]:
-        return {i: copy.deepcopy(self.rows[i]) for i in sorted(set(order_ids)) if i in self.rows}
+        return {i: self._loaded(self.rows[i]) for i in sorted(set(order_ids)) if i in self.rows}
 
     def save_many(self, orders: Sequence[Order]) -> None:
         for order in orders:
@@ -141,6 +170,25 @@ class FakeStock:
 class FakePicking:
     def __init__(self) -> None:
         self.rows: dict[UUID, Picking] = {}
+        self.lines_by_key: dict[tuple[UUID, UUID], PickingLine] = {}
+
+    def lines(self, order_id: UUID) -> list[PickingLine]:
+        return [
+            copy.deepcopy(line) for (o, _), line in self.lines_by_key.items() if o == order_id
+        ]
+
+    def save_line(self, line: PickingLine) -> None:
+        self.lines_by_key[(line.order_id, line.product_id)] = copy.deepcopy(line)
+
+    def due_proposals(self, now: datetime, limit: int) -> list[tuple[UUID, UUID]]:
+        due = sorted(
+            (line.substitute.expires_at, key)
+            for key, line in self.lines_by_key.items()
+            if line.substitute is not None
+            and line.substitute.status is SubstitutionStatus.PROPOSED
+            and line.substitute.expires_at <= now
+        )
+        return [key for _, key in due[:limit]]
 
     def get(self, order_id: UUID) -> Picking | None:
         row = self.rows.get(order_id)
@@ -282,6 +330,7 @@ class FakeUnitOfWork:
         self.catalog = FakeCatalog(self.orders)
         self.stock = FakeStock()
         self.picking = FakePicking()
+        self.orders.picking = self.picking
         self.deliveries = FakeDeliveries()
         self.couriers = FakeCouriers(self.deliveries)
         self.dispatch = FakeDispatchQueue()
@@ -299,6 +348,7 @@ class FakeUnitOfWork:
             copy.deepcopy(self.deliveries.rows),
             copy.deepcopy(self.couriers.state),
             copy.deepcopy(self.dispatch.rows),
+            copy.deepcopy(self.picking.lines_by_key),
         )
         self._committed = False
         return self
@@ -325,6 +375,7 @@ class FakeUnitOfWork:
                 self.deliveries.rows,
                 self.couriers.state,
                 self.dispatch.rows,
+                self.picking.lines_by_key,
             ) = self._snapshot
             self.events.pending = []
 

@@ -60,6 +60,42 @@ SAMPLES = [
         handoff_failed_attempts=5,
     ),
     c.CourierAvailable(courier_id=uuid.uuid4(), reason="online"),
+    c.PickingCompleted(order_id=ORDER, store_id=uuid.uuid4(), amended=True),
+    c.OrderSubstitutionProposed(
+        order_id=ORDER,
+        customer_id=uuid.uuid4(),
+        store_id=uuid.uuid4(),
+        product_id=uuid.uuid4(),
+        product_name="Milk 1L",
+        substitute_product_id=uuid.uuid4(),
+        substitute_name="Oat drink 1L",
+        quantity=2,
+        unit_price_cents=189,
+        expires_at=NOW,
+        timezone="Europe/Amsterdam",
+        staff_id=uuid.uuid4(),
+    ),
+    c.OrderSubstitutionAnswered(
+        order_id=ORDER,
+        customer_id=uuid.uuid4(),
+        product_id=uuid.uuid4(),
+        substitute_product_id=uuid.uuid4(),
+        accepted=False,
+        status="expired",
+        released_quantity=2,
+    ),
+    c.OrderAmended(
+        order_id=ORDER,
+        customer_id=uuid.uuid4(),
+        previous_total_cents=657,
+        total_cents=577,
+        subtotal_cents=378,
+        currency="EUR",
+        lines=(
+            c.AmendedLine(uuid.uuid4(), "Milk 1L", 3, 1, 129),
+            c.AmendedLine(uuid.uuid4(), "Oat drink 1L", 2, 2, 189, substitute_for=uuid.uuid4()),
+        ),
+    ),
 ]
 
 

@@ -17,6 +17,7 @@ OPERATIONS = {
     "orders": {
         "orders_list", "orders_create", "orders_retrieve", "orders_history_list",
         "orders_cancel_create",
+        "orders_substitutions_create",  # v1.1: the customer's answer to a substitute
     },
     "courier": {
         "courier_shift_create", "courier_location_create", "courier_deliveries_list",

@@ -96,10 +96,19 @@ class Line:
     name: str
     quantity: int
     unit_price_cents: int
+    # v1.1: set when the picking amended the order (None: never amended, the v1 line);
+    # a substitute line also names the ordered product it replaces.
+    picked_quantity: int | None = None
+    substitute_for: UUID | None = None
+
+    @property
+    def delivered_quantity(self) -> int:
+        """What the customer gets (and pays for): the picked quantity once amended."""
+        return self.quantity if self.picked_quantity is None else self.picked_quantity
 
     @property
     def line_total_cents(self) -> int:
-        return self.quantity * self.unit_price_cents
+        return self.delivered_quantity * self.unit_price_cents
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,9 @@ class Order:
     updated_at: datetime
     cancel_reason: str | None = None
     stock_state: StockState = StockState.NONE
+    # v1.1: (product_id, quantity) of the substitutes proposed or accepted while the
+    # picking is not completed: their units are reserved for the order too.
+    substitutes_held: list[tuple[UUID, int]] = field(default_factory=list)
     pending_changes: list[StatusChange] = field(default_factory=list, repr=False)
 
     @property
@@ -140,12 +152,24 @@ class Order:
     def total_cents(self) -> int:
         return self.subtotal_cents + self.delivery_fee_cents
 
+    @property
+    def amended(self) -> bool:
+        return any(line.picked_quantity is not None for line in self.lines)
+
     def stock_lines(self) -> list[tuple[UUID, int]]:
-        """The lines as (product_id, quantity), in product id order: the order in which
-        stock rows are locked, so that two orders never wait on each other's rows."""
-        return sorted(
-            ((line.product_id, line.quantity) for line in self.lines), key=lambda p: str(p[0])
-        )
+        """What the order holds reserved, as (product_id, quantity) in product id order:
+        the order in which stock rows are locked, so that two orders never wait on each
+        other's rows. That is what a cancellation releases and the pickup consumes:
+        every line at its ordered quantity (at its picked quantity once amended; a line
+        picked 0 holds nothing), plus the substitutes held during the picking."""
+        held: dict[UUID, int] = {}
+        for product_id, quantity in (
+            *((line.product_id, line.delivered_quantity) for line in self.lines),
+            *self.substitutes_held,
+        ):
+            if quantity > 0:
+                held[product_id] = held.get(product_id, 0) + quantity
+        return sorted(held.items(), key=lambda p: str(p[0]))
 
     def move_to(
         self,
