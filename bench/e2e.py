@@ -241,7 +241,11 @@ async def closed_loop(
             try:
                 async with session.ws_connect(url) as ws:
                     while True:
-                        message = json.loads((await ws.receive(timeout=10)).data)
+                        frame = await ws.receive(timeout=10)
+                        if frame.type != aiohttp.WSMsgType.TEXT:  # closed: say how
+                            fail(f"socket {frame.type.name.lower()} {ws.close_code}")
+                            break
+                        message = json.loads(frame.data)
                         status = (
                             message["order"]["status"]
                             if message["type"] == "order.snapshot"
@@ -253,7 +257,10 @@ async def closed_loop(
                         if status == "cancelled":
                             fail("cancelled")
                             break
-            except (TimeoutError, TypeError, aiohttp.ClientError) as exc:
+            except TimeoutError:
+                fail("no confirmed in 10 s")
+                print(f"e2e: order {body['id']} not confirmed within 10 s", file=sys.stderr)
+            except (TypeError, aiohttp.ClientError) as exc:
                 fail(type(exc).__name__)
 
     connector = aiohttp.TCPConnector(limit=customers * 2)
