@@ -98,21 +98,21 @@ def order_inserts(order: d.Order) -> list[tuple[str, SqlParams]]:
         ],
     )
     lines_insert = insert_rows(
-        OrderLine,
-        _LINE_COLUMNS,
-        [
-            (
-                order.id,
-                line.product_id,
-                line.name,
-                line.quantity,
-                line.unit_price_cents,
-                line.line_total_cents,
-            )
-            for line in order.lines
-        ],
+        OrderLine, _LINE_COLUMNS, [_line_row(order.id, line) for line in order.lines]
     )
     return [order_insert, lines_insert, _historyinsert_rows(order)]
+
+
+def _line_row(order_id: UUID, line: d.Line) -> tuple[object, ...]:
+    """An order line's ``_LINE_COLUMNS`` values."""
+    return (
+        order_id,
+        line.product_id,
+        line.name,
+        line.quantity,
+        line.unit_price_cents,
+        line.line_total_cents,
+    )
 
 
 def order_number(value: int) -> str:
@@ -216,16 +216,7 @@ class OrmOrders:
                     OrderLine,
                     (*_LINE_COLUMNS, "picked_quantity", "substitute_for_id"),
                     [
-                        (
-                            order.id,
-                            line.product_id,
-                            line.name,
-                            line.quantity,
-                            line.unit_price_cents,
-                            line.line_total_cents,
-                            line.picked_quantity,
-                            line.substitute_for,
-                        )
+                        (*_line_row(order.id, line), line.picked_quantity, line.substitute_for)
                         for line in added
                     ],
                 )
