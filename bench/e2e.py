@@ -300,7 +300,14 @@ async def run(
         for customers in args.customers:
             before = groups.sample()
             phase = await closed_loop(base, ws_base, fixtures, customers, args.duration)
-            cpu = ProcessGroups.used(before, groups.sample())
+            after = groups.sample()
+            cpu = ProcessGroups.used(before, after)
+            # uvicorn's supervisor kills and replaces a server process that misses its
+            # 5 s health check, logging it at info only (the servers log warnings): a
+            # replaced process closes its sockets (a stall of the phase), so say so.
+            replaced = len(set(after["public"]) - set(before["public"]))
+            if replaced:
+                phase["public_processes_replaced"] = replaced
             confirmed = max(phase["confirmed"], 1)
             phase["cpu_s"] = cpu
             phase["cpu_ms_per_order"] = {g: round(s * 1000 / confirmed, 2) for g, s in cpu.items()}
