@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -31,6 +32,22 @@ class Broadcaster:
             self._layer.group_send(group, message), self._loop
         )
         future.result(timeout=timeout)
+
+    def group_send_many(
+        self, messages: Sequence[tuple[str, dict[str, Any]]], timeout: float = 5.0
+    ) -> None:
+        """``group_send`` of each (group, message), all in flight at once; raises the
+        first failure once every send is done."""
+
+        async def send_all() -> None:
+            results = await asyncio.gather(
+                *(self._layer.group_send(g, m) for g, m in messages), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+
+        asyncio.run_coroutine_threadsafe(send_all(), self._loop).result(timeout=timeout)
 
     def close(self) -> None:
         async def _close() -> None:

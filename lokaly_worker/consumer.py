@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any, cast
 
 import redis
@@ -49,6 +50,7 @@ from lokaly_worker.retry import STOPPED_MID_HANDLER, FailureNotes, parse_failure
 __all__ = ["STOPPED_MID_HANDLER", "Stats", "StreamWorker", "WorkerConfig"]
 
 logger = logging.getLogger("lokaly.worker")
+
 
 @dataclasses.dataclass
 class Stats:
@@ -108,13 +110,16 @@ class StreamWorker:
         logger.info(
             "worker started", extra={"consumer": self.config.consumer, "stream": self.config.stream}
         )
-        self._drain_own_pending()
-        while not self.stopping.is_set() and not (until and until()):
-            try:
-                self.tick()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                logger.warning("redis unreachable; retrying in 1s", extra={"error": str(exc)})
-                self.stopping.wait(1.0)
+        with ExitStack() as listening:
+            for listener in self.registry.commit_listeners():
+                listening.enter_context(relay.listening_to_commits(listener))
+            self._drain_own_pending()
+            while not self.stopping.is_set() and not (until and until()):
+                try:
+                    self.tick()
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    logger.warning("redis unreachable; retrying in 1s", extra={"error": str(exc)})
+                    self.stopping.wait(1.0)
         logger.info(
             "worker stopped",
             extra={"consumer": self.config.consumer, "processed": self.stats.processed},

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.utils import timezone
@@ -38,7 +40,7 @@ from lokaly_core.orders.realtime import (
 )
 from lokaly_core.orders.uow import DjangoUnitOfWork
 from lokaly_worker.dispatch import dispatch_confirmed, dispatch_one, dispatch_waiting
-from lokaly_worker.registry import every, every_tick, handles
+from lokaly_worker.registry import every, every_tick, handles, on_commit
 
 logger = logging.getLogger("lokaly.worker.handlers")
 
@@ -84,8 +86,40 @@ def _not_in_this_database(order_id: uuid.UUID) -> LookupError:
     )
 
 
+# The status changes this process broadcast the moment they committed (event ids, the
+# newest last, bounded): their event, read back from the stream a batch later, needs no
+# second broadcast from here.
+_BROADCAST_AT_COMMIT: OrderedDict[uuid.UUID, None] = OrderedDict()
+_BROADCAST_AT_COMMIT_MAX = 10_000
+
+
+@on_commit
+def broadcast_status_changes_at_commit(envelopes: Sequence[Envelope]) -> None:
+    """The socket hears of a status change this worker made (``confirmed``, ``ready``,
+    ...) as soon as its transaction commits, instead of a batch later when its event comes
+    back from the stream (docs/performance.md, "Issue 10, third session"). The event's
+    own broadcast (below) stays: it is the one that cannot be lost to a crash between the
+    commit and this call, and a socket drops a change it already has."""
+    changes = [e for e in envelopes if e.type == OrderStatusChanged.TYPE]
+    if not changes:
+        return
+    messages = []
+    for envelope in changes:
+        event = envelope.parse()
+        assert isinstance(event, OrderStatusChanged)
+        messages.append((order_group(event.order_id), status_changed_message(event)))
+    get_broadcaster().group_send_many(messages)  # a batch's changes at once, one wait
+    for envelope in changes:
+        _BROADCAST_AT_COMMIT[envelope.event_id] = None
+    while len(_BROADCAST_AT_COMMIT) > _BROADCAST_AT_COMMIT_MAX:
+        _BROADCAST_AT_COMMIT.popitem(last=False)
+
+
 @handles(OrderStatusChanged, transactional=False)
 def broadcast_status_change(envelope: Envelope, event: OrderStatusChanged) -> None:
+    if envelope.event_id in _BROADCAST_AT_COMMIT:
+        del _BROADCAST_AT_COMMIT[envelope.event_id]
+        return  # sent when it committed, by this process
     get_broadcaster().group_send(order_group(event.order_id), status_changed_message(event))
 
 
@@ -133,9 +167,7 @@ def _broadcast_amendment(envelope: Envelope, order_id: uuid.UUID) -> None:
 
 @handles(OrderSubstitutionProposed, transactional=False)
 def broadcast_substitution_proposed(envelope: Envelope, event: OrderSubstitutionProposed) -> None:
-    get_broadcaster().group_send(
-        order_group(event.order_id), substitution_proposed_message(event)
-    )
+    get_broadcaster().group_send(order_group(event.order_id), substitution_proposed_message(event))
 
 
 @every(lambda: float(settings.SUBSTITUTION_EXPIRY_EVERY_S))

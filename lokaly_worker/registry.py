@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from lokaly_core.events import EVENT_TYPES, Envelope, EventPayload
+from lokaly_core.outbox.relay import CommitListener
 from lokaly_worker.periodic import Interval, PeriodicTask, TaskFn
 
 E = TypeVar("E", bound=EventPayload)
@@ -52,6 +53,7 @@ class Registry:
         # type name (Envelope.parse) keeps that pairing, which the dict's type cannot say.
         self._by_type: dict[str, list[Handler[Any]]] = defaultdict(list)
         self._periodic: list[PeriodicTask] = []
+        self._commit_listeners: list[CommitListener] = []
 
     def handles(
         self,
@@ -102,8 +104,18 @@ class Registry:
     def periodic_tasks(self) -> list[PeriodicTask]:
         return list(self._periodic)
 
+    def on_commit(self, fn: CommitListener) -> CommitListener:
+        """Called with the events of each transaction this worker commits, right after
+        the commit (``lokaly_core.outbox.relay.listening_to_commits``), while it runs."""
+        self._commit_listeners.append(fn)
+        return fn
+
+    def commit_listeners(self) -> list[CommitListener]:
+        return list(self._commit_listeners)
+
 
 registry = Registry()
 handles = registry.handles
 every_tick = registry.every_tick
 every = registry.every
+on_commit = registry.on_commit

@@ -14,7 +14,8 @@ import atexit
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 
 import redis
@@ -108,17 +109,43 @@ def stop_publisher() -> None:
             _publisher = None
 
 
+CommitListener = Callable[[Sequence[Envelope]], None]
+# Called in this process with the events of every committed transaction, after they are
+# handed to the publisher: the worker's socket broadcast of the status changes it just
+# made (lokaly_worker/handlers.py). A listener's error is logged, never raised.
+_commit_listeners: list[CommitListener] = []
+
+
+@contextmanager
+def listening_to_commits(listener: CommitListener) -> Iterator[None]:
+    """Call ``listener`` with each committed transaction's events while inside."""
+    _commit_listeners.append(listener)
+    try:
+        yield
+    finally:
+        _commit_listeners.remove(listener)
+
+
 def publish_after_commit(envelopes: Sequence[Envelope]) -> None:
     """Hand just-committed events to the publisher (``OUTBOX_PUBLISH=inline``: publish here)."""
     global _publisher
     if settings.OUTBOX_PUBLISH == "inline":
         publish_now(list(envelopes))
-        return
-    if _publisher is None or not _publisher.thread.is_alive():
-        with _publisher_lock:
-            if _publisher is None or not _publisher.thread.is_alive():
-                _publisher = _Publisher()
-    _publisher.submit(list(envelopes))
+    else:
+        if _publisher is None or not _publisher.thread.is_alive():
+            with _publisher_lock:
+                if _publisher is None or not _publisher.thread.is_alive():
+                    _publisher = _Publisher()
+        _publisher.submit(list(envelopes))
+    for listener in list(_commit_listeners):
+        try:
+            listener(envelopes)
+        except Exception:  # the events are committed and on their way: only this is lost
+            logger.warning(
+                "commit listener failed",
+                extra={"event_ids": [str(e.event_id) for e in envelopes]},
+                exc_info=True,
+            )
 
 
 def publish_now(envelopes: Sequence[Envelope]) -> None:
