@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import redis
-from channels_redis.serializers import registry as serializers
+from channels_redis.serializers import registry as serializers  # type: ignore[import-untyped]
 from django.conf import settings
 
 from lokaly_core.orders.models import Order
@@ -85,7 +85,9 @@ def test_confirmed_is_broadcast_at_commit_and_only_once(customer_client, stocked
 
         # and when the worker reads the change's own event, it does not send it again
         def change_handled() -> bool:
-            pending = worker.redis.xpending(worker.config.stream, worker.config.group)
+            pending: dict[str, Any] = worker.redis.xpending(  # type: ignore[assignment]
+                worker.config.stream, worker.config.group
+            )
             types = [e.type for e in stream_envelopes() if str(e.aggregate_id) == order_id]
             return "order.status_changed" in types and pending["pending"] == 0
 
