@@ -78,11 +78,7 @@ test: $(STAMP) ## Run the test suite (ARGS="..." goes to pytest)
 lint: $(STAMP) ## ruff, the import contracts and mypy (the files and strictness: pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	@# mypy's Django plugin imports the settings, which start the embedded servers when
-	@# DATABASE_URL / REDIS_URL are unset (and leave them running): placeholders instead,
-	@# never connected to.
-	DATABASE_URL="$${DATABASE_URL:-postgresql://lint@127.0.0.1:9/lint}" \
-	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:9/0}" $(VENV)/bin/mypy
+	$(VENV)/bin/mypy
 
 bench: $(STAMP) ## Run the benchmark (bench/run.py; ARGS="..." goes to it)
 	$(VENV_PY) bench/run.py $(ARGS)
