@@ -49,10 +49,22 @@ async def _watch(order_id: str, token: str) -> WebsocketCommunicator:
     return ws
 
 
-async def _drain(ws: WebsocketCommunicator) -> list[dict[str, Any]]:
-    await ws.send_to(text_data=json.dumps({"type": "ping"}))
+def _marker(order_id: str) -> dict[str, Any]:
+    """A group message every watcher is sent, published after the ones under test: the
+    layer delivers a group's messages in order, so once it arrives the others have (a
+    ping's pong, answered in the process, could overtake them on their way from Redis)."""
+    return {
+        "type": "courier.location",
+        "order_id": order_id,
+        "lat": 0.0,
+        "lng": 0.0,
+        "recorded_at": "2026-12-01T10:00:00Z",
+    }
+
+
+async def _drain(ws: WebsocketCommunicator, marker: dict[str, Any]) -> list[dict[str, Any]]:
     received = []
-    while (message := json.loads(await ws.receive_from(timeout=5)))["type"] != "pong":
+    while (message := json.loads(await ws.receive_from(timeout=5))) != marker:
         received.append(message)
     return received
 
@@ -77,10 +89,11 @@ async def test_proposals_reach_the_customer_and_amendments_everyone_once() -> No
         "total_cents": 199,
     }
 
-    for message in (proposed, amended, amended):  # the amendment sent twice (a retry)
+    marker = _marker(order_id)
+    for message in (proposed, amended, amended, marker):  # the amendment twice (a retry)
         await layer.group_send(order_group(order_id), message)
 
-    assert await _drain(customer) == [proposed, amended]
-    assert await _drain(courier) == [amended]
+    assert await _drain(customer, marker) == [proposed, amended]
+    assert await _drain(courier, marker) == [amended]
     await customer.disconnect()
     await courier.disconnect()
