@@ -9,6 +9,7 @@ same (the audience differs).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 import uuid
@@ -41,12 +42,22 @@ class Realm:
     roles: frozenset[str]
 
     def backend(self) -> TokenBackend:
-        return TokenBackend(
-            "HS256",
-            signing_key=getattr(settings, self.secret_setting),
-            audience=self.audience,
-            leeway=timedelta(seconds=_LEEWAY_SECONDS),
-        )
+        return _backend(self.audience, getattr(settings, self.secret_setting))
+
+
+@functools.lru_cache(maxsize=8)
+def _backend(audience: str, signing_key: str) -> TokenBackend:
+    """One backend per audience and secret: building one is not free (its prepared key
+    builds a ``PyJWS`` with every algorithm pyjwt knows, ~5 % of a public process at 32
+    customers when it was built per token; docs/performance.md), and a backend holds no
+    state but its configuration. Keyed on the secret, so a changed setting (a test's
+    override, a rotated secret) gets its own."""
+    return TokenBackend(
+        "HS256",
+        signing_key=signing_key,
+        audience=audience,
+        leeway=timedelta(seconds=_LEEWAY_SECONDS),
+    )
 
 
 PUBLIC = Realm("public", "lokaly-public", "PUBLIC_JWT_SECRET", frozenset(PUBLIC_ROLES))

@@ -224,3 +224,33 @@ def test_an_admin_token_is_401_on_the_public_api(staff_admin: User, same_secret:
             validate_access(PUBLIC, token)
         with pytest.raises(InvalidToken):
             _public_authenticate(token)
+
+
+def test_tokens_are_verified_without_building_a_backend_each(
+    customer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token backend is built once per realm and secret, not per token (building one
+    builds pyjwt's whole algorithm table: ~5 % of a public process under load), and a
+    changed secret still gets its own: tokens of the old secret stop validating."""
+    from rest_framework_simplejwt import backends
+
+    built = []
+    original = backends.TokenBackend.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(kwargs.get("signing_key"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(backends.TokenBackend, "__init__", counting)
+    old = [issue_pair(PUBLIC, customer)["access"] for _ in range(20)]
+    for token in old:
+        validate_access(PUBLIC, token)
+    assert len(built) <= 1, f"{len(built)} backends built for 20 tokens"
+
+    rotated = "a-rotated-public-secret-of-enough-length-0123456789"
+    with override_settings(PUBLIC_JWT_SECRET=rotated):
+        fresh = issue_pair(PUBLIC, customer)["access"]
+        assert validate_access(PUBLIC, fresh)["user_id"] == str(customer.pk)
+        with pytest.raises(InvalidToken):
+            validate_access(PUBLIC, old[0])
+    assert built.count(rotated) == 1
