@@ -8,7 +8,8 @@ finds the pending rows by themselves.
 
 Sending (``send_due``) is at least once: due rows are claimed with a lease (their
 ``next_send_at`` moves past the time the batch may take), sent outside any transaction,
-then marked sent, or failed with a backoff. A process that dies mid-batch leaves its rows
+then marked sent (a batch's sent rows in one statement, at least every second), or failed
+with a backoff. A process that dies mid-batch leaves its rows
 to be claimed again when the lease runs out, so a receiver may see one twice: the JSON
 carries the notification ``id`` to deduplicate on.
 """
@@ -16,6 +17,7 @@ carries the notification ``id`` to deduplicate on.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -43,6 +45,8 @@ _TABLE = Notification._meta.db_table
 _PENDING = Notification.SendStatus.PENDING
 # Leave room for every send of a batch to time out before the lease runs out.
 _LEASE_MARGIN_S = 30
+# Sent rows are marked at the latest this often while a batch is still sending.
+_MARK_SENT_EVERY_S = 1.0
 
 
 def notify_for_event(*, envelope: Envelope, event: EventPayload) -> int:
@@ -138,17 +142,30 @@ def send_due(
     policy = send_policy()
     lease = timedelta(seconds=settings.NOTIFICATION_WEBHOOK_TIMEOUT_S * batch + _LEASE_MARGIN_S)
     claimed = _claim_due(batch, now=timezone.now(), lease=lease)
-    for index, row in enumerate(claimed):
-        if should_stop is not None and should_stop():
-            _release([r["id"] for r in claimed[index:]])
-            return index
-        attempts = row.pop("send_attempts") + 1
-        try:
-            sender.send(row)
-        except Exception as exc:  # any failure is retried, never fatal
-            _mark_failed(row["id"], attempts, f"{type(exc).__name__}: {exc}", policy)
-        else:
-            _mark_sent(row["id"], attempts)
+    # The rows sent are marked together, in one statement per batch (or per
+    # _MARK_SENT_EVERY_S of sending, for a slow receiver): one row per statement and
+    # commit was a statement and a WAL flush per notification, the worker's busiest
+    # statement by count (docs/performance.md). A crash before the mark resends those
+    # rows when their lease runs out, as a crash between a send and its mark always could.
+    sent: list[tuple[str, int]] = []
+    marked_at = time.monotonic()
+    try:
+        for index, row in enumerate(claimed):
+            if should_stop is not None and should_stop():
+                _release([r["id"] for r in claimed[index:]])
+                return index
+            attempts = row.pop("send_attempts") + 1
+            try:
+                sender.send(row)
+            except Exception as exc:  # any failure is retried, never fatal
+                _mark_failed(row["id"], attempts, f"{type(exc).__name__}: {exc}", policy)
+            else:
+                sent.append((row["id"], attempts))
+                if time.monotonic() - marked_at >= _MARK_SENT_EVERY_S:
+                    _mark_sent(sent)
+                    sent, marked_at = [], time.monotonic()
+    finally:
+        _mark_sent(sent)
     return len(claimed)
 
 
@@ -186,13 +203,19 @@ def _release(notification_ids: list[str]) -> None:
     )
 
 
-def _mark_sent(notification_id: str, attempts: int) -> None:
-    Notification.objects.filter(pk=notification_id, send_status=_PENDING).update(
-        send_status=Notification.SendStatus.SENT,
-        sent_at=timezone.now(),
-        send_attempts=attempts,
-        last_error="",
-    )
+def _mark_sent(sent: Sequence[tuple[str, int]]) -> None:
+    """Mark each (id, attempts) sent, in one statement."""
+    if not sent:
+        return
+    ids, attempts = zip(*sent, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_TABLE} AS n SET send_status = %s, sent_at = %s, "  # noqa: S608 - ours
+            "send_attempts = v.attempts, last_error = '' "
+            "FROM unnest(%s::uuid[], %s::int[]) AS v(id, attempts) "
+            "WHERE n.id = v.id AND n.send_status = %s",
+            [Notification.SendStatus.SENT, timezone.now(), list(ids), list(attempts), _PENDING],
+        )
 
 
 def _mark_failed(notification_id: str, attempts: int, error: str, policy: SendPolicy) -> None:

@@ -348,3 +348,50 @@ def test_a_stopping_sender_hands_back_the_rest_of_its_batch(customer) -> None:
         == 2
     )
     assert sent == [str(notes[0].id)]  # the oldest first
+
+
+def test_a_batch_is_marked_sent_in_one_statement_and_a_failure_only_retries_itself(
+    customer, fast_retries
+) -> None:
+    # given twenty due notifications and a receiver that refuses the fifth
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    notes = [_pending(customer) for _ in range(20)]
+    refused = str(notes[4].id)
+
+    class RefusesOne:
+        def send(self, notification: dict[str, Any]) -> None:
+            if notification["id"] == refused:
+                raise RuntimeError("receiver said no")
+
+    # when one batch runs
+    with CaptureQueriesContext(connection) as queries:
+        assert send_due(RefusesOne()) == 20
+
+    # then the nineteen are sent with their attempt counted, the fifth waits for a retry,
+    # in three statements: the claim, the one failure, the nineteen marks together
+    rows = {str(n.id): n for n in Notification.objects.all()}
+    assert [(rows[str(n.id)].send_status, rows[str(n.id)].send_attempts) for n in notes] == [
+        ("pending", 1) if str(n.id) == refused else ("sent", 1) for n in notes
+    ]
+    assert all(rows[str(n.id)].sent_at is not None for n in notes if str(n.id) != refused)
+    assert len(queries) == 3, [q["sql"][:80] for q in queries]
+
+
+def test_a_slow_batch_marks_what_it_sent_as_it_goes(customer, monkeypatch) -> None:
+    # given a batch whose sends take longer than the marking interval
+    from lokaly_core.notifications import services
+
+    monkeypatch.setattr(services, "_MARK_SENT_EVERY_S", 0.0)
+    notes = [_pending(customer) for _ in range(3)]
+    seen_sent: list[int] = []
+
+    class Records:
+        def send(self, notification: dict[str, Any]) -> None:
+            seen_sent.append(Notification.objects.filter(send_status="sent").count())
+
+    # when it runs, each send finds the ones before it already marked
+    assert send_due(Records()) == 3
+    assert seen_sent == [0, 1, 2]
+    assert Notification.objects.filter(send_status="sent").count() == len(notes)
