@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from django.db import connection
 
 from lokaly_core.outbox.models import ProcessedEvent
-from lokaly_core.sql import SqlParams
+from lokaly_core.sql import unnest
 
 Marker = tuple[uuid.UUID, str]
 
@@ -22,13 +22,12 @@ def mark_processed(markers: Sequence[Marker]) -> set[Marker]:
     unique = list(dict.fromkeys(markers))
     if not unique:
         return set()
-    rows = ", ".join(["(%s, %s, now())"] * len(unique))
-    params: SqlParams = [value for marker in unique for value in marker]
+    source, params = unnest(("event_id", "handler"), ("uuid", "text"), unique)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {ProcessedEvent._meta.db_table} (event_id, handler, processed_at) "  # noqa: S608
-            f"VALUES {rows} ON CONFLICT (event_id, handler) DO NOTHING "
-            "RETURNING event_id, handler",
+            f"SELECT event_id, handler, now() FROM {source} "
+            "ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id, handler",
             params,
         )
         return {(uuid.UUID(str(event_id)), name) for event_id, name in cursor.fetchall()}

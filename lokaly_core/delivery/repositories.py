@@ -14,7 +14,7 @@ from lokaly_core.delivery.models import CourierState, DispatchTask
 from lokaly_core.delivery.models import Delivery as DeliveryRow
 from lokaly_core.domain.model import delivery as d
 from lokaly_core.orders.models import Order
-from lokaly_core.sql import SqlParams
+from lokaly_core.sql import SqlParams, unnest
 
 _STATE = CourierState._meta.db_table
 _DELIVERY = DeliveryRow._meta.db_table
@@ -204,13 +204,12 @@ def queue_for_dispatch(due: list[tuple[UUID, datetime]]) -> int:
     in is removed by its next dispatch attempt (``NOT_NEEDED``)."""
     if not due:
         return 0
-    values = ", ".join(["(%s::uuid, %s::timestamptz)"] * len(due))
-    params: SqlParams = [value for pair in due for value in pair]
+    values, params = unnest(("id", "next_at"), ("uuid", "timestamptz"), due)
     params += [[s.value for s in d.DISPATCHABLE], _ACTIVE]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {_TASK} (order_id, attempts, next_attempt_at, created_at) "  # noqa: S608
-            f"SELECT o.id, 1, v.next_at, now() FROM (VALUES {values}) AS v(id, next_at) "
+            f"SELECT o.id, 1, v.next_at, now() FROM {values} "
             f"JOIN {Order._meta.db_table} o ON o.id = v.id WHERE o.status = ANY(%s) "
             f"AND NOT EXISTS (SELECT 1 FROM {_DELIVERY} x WHERE x.order_id = o.id "
             "AND x.status = ANY(%s)) ORDER BY o.id "

@@ -11,16 +11,15 @@ from django.utils import timezone
 from lokaly_core.catalog.models import Product, Store
 from lokaly_core.domain.model.inventory import StockLevel
 from lokaly_core.inventory.models import Stock, StockAdjustment
-from lokaly_core.sql import SqlParams
+from lokaly_core.sql import SqlParams, unnest
 
 _STOCK = Stock._meta.db_table
 
 
 def _values(lines: Sequence[tuple[UUID, int]]) -> tuple[str, SqlParams]:
-    """A ``VALUES`` list of (product_id, quantity) rows and its parameters."""
-    rows = ", ".join(["(%s::uuid, %s::integer)"] * len(lines))
-    params: SqlParams = [v for pair in lines for v in pair]
-    return rows, params
+    """(product_id, quantity) rows as ``unnest(...) AS v(product_id, q)`` and its
+    parameters (``lokaly_core.sql.unnest``: one text for any number of lines)."""
+    return unnest(("product_id", "q"), ("uuid", "integer"), lines)
 
 
 class OrmStock:
@@ -46,7 +45,7 @@ class OrmStock:
             rows, params = _values(lines)
             cursor.execute(
                 f"UPDATE {_STOCK} AS s SET reserved = s.reserved + v.q, updated_at = now() "  # noqa: S608
-                f"FROM (VALUES {rows}) AS v(product_id, q) "
+                f"FROM {rows} "
                 "WHERE s.store_id = %s AND s.product_id = v.product_id",
                 [*params, store_id],
             )
@@ -57,26 +56,28 @@ class OrmStock:
     ) -> dict[tuple[UUID, UUID], int]:
         if not items:
             return {}
-        pairs = ", ".join(["(%s::uuid, %s::uuid)"] * len(items))
+        pairs, params = unnest(("store_id", "product_id"), ("uuid", "uuid"), items)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT store_id, product_id, on_hand - reserved FROM {_STOCK} "  # noqa: S608
-                f"WHERE (store_id, product_id) IN (VALUES {pairs}) "
+                f"WHERE (store_id, product_id) IN (SELECT store_id, product_id FROM {pairs}) "
                 "ORDER BY store_id, product_id FOR UPDATE",
-                [v for pair in items for v in pair],
+                params,
             )
             return {(s, p): available for s, p, available in cursor.fetchall()}
 
     def reserve_many(self, rows: Sequence[tuple[UUID, UUID, int]]) -> None:
         if not rows:
             return
-        values = ", ".join(["(%s::uuid, %s::uuid, %s::integer)"] * len(rows))
+        values, params = unnest(
+            ("store_id", "product_id", "q"), ("uuid", "uuid", "integer"), rows
+        )
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {_STOCK} AS s SET reserved = s.reserved + v.q, updated_at = now() "  # noqa: S608
-                f"FROM (VALUES {values}) AS v(store_id, product_id, q) "
+                f"FROM {values} "
                 "WHERE s.store_id = v.store_id AND s.product_id = v.product_id",
-                [v for row in rows for v in row],
+                params,
             )
 
     def release(self, store_id: UUID, lines: Sequence[tuple[UUID, int]]) -> None:
@@ -84,7 +85,7 @@ class OrmStock:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {_STOCK} AS s SET reserved = s.reserved - v.q, updated_at = now() "  # noqa: S608
-                f"FROM (VALUES {rows}) AS v(product_id, q) "
+                f"FROM {rows} "
                 "WHERE s.store_id = %s AND s.product_id = v.product_id",
                 [*params, store_id],
             )
@@ -95,7 +96,7 @@ class OrmStock:
             cursor.execute(
                 f"UPDATE {_STOCK} AS s SET on_hand = s.on_hand - v.q, "  # noqa: S608
                 "reserved = s.reserved - v.q, updated_at = now() "
-                f"FROM (VALUES {rows}) AS v(product_id, q) "
+                f"FROM {rows} "
                 "WHERE s.store_id = %s AND s.product_id = v.product_id",
                 [*params, store_id],
             )

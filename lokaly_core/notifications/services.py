@@ -38,6 +38,7 @@ from lokaly_core.events.contracts import format_timestamp
 from lokaly_core.notifications.models import Notification
 from lokaly_core.notifications.senders import Sender
 from lokaly_core.orders.models import Order
+from lokaly_core.sql import insert_unnest
 
 logger = logging.getLogger("lokaly.notifications")
 
@@ -83,12 +84,13 @@ def notify_for_events(pairs: Sequence[tuple[Envelope, EventPayload]]) -> int:
     ]
     if not wanted:
         return 0
-    numbers = dict(
-        Order.objects.filter(pk__in={order_id for _, _, order_id in wanted}).values_list(
-            "pk", "number"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, number FROM {Order._meta.db_table} WHERE id = ANY(%s)",  # noqa: S608
+            [list({order_id for _, _, order_id in wanted})],
         )
-    )
-    rows: list[Notification] = []
+        numbers = dict(cursor.fetchall())
+    rows: list[tuple[object, ...]] = []
     now: datetime | None = None
     for envelope, event, order_id in wanted:
         number = numbers.get(order_id)
@@ -97,14 +99,33 @@ def notify_for_events(pairs: Sequence[tuple[Envelope, EventPayload]]) -> int:
         clock = timezone.now()
         now = clock if now is None or clock > now else now + timedelta(microseconds=1)
         rows.extend(
-            _row(draft, event_id=envelope.event_id, now=now)
+            (uuid.uuid4(), draft.user_id, draft.type, draft.title, draft.body, draft.order_id)
+            + (envelope.event_id, now, now, _PENDING, 0, "")
             for draft in notification_drafts(event, order_number=number)
         )
     if rows:
-        # batch_size=None: one statement (13 parameters a row, far below PostgreSQL's
-        # 65,535 for a worker batch of WorkerConfig.batch events).
-        Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=None)
+        # One statement whatever the batch's size (``insert_unnest``: the same text for
+        # any number of rows).
+        sql, params = insert_unnest(Notification, _BATCH_COLUMNS, rows)
+        with connection.cursor() as cursor:
+            cursor.execute(f"{sql} ON CONFLICT DO NOTHING", params)
     return len(rows)
+
+
+_BATCH_COLUMNS = (
+    "id",
+    "user_id",
+    "type",
+    "title",
+    "body",
+    "order_id",
+    "event_id",
+    "created_at",
+    "next_send_at",
+    "send_status",
+    "send_attempts",
+    "last_error",
+)
 
 
 def _row(draft: NotificationDraft, *, event_id: uuid.UUID, now: datetime) -> Notification:

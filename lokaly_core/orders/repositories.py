@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from lokaly_core.domain.model import orders as d
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
 from lokaly_core.picking.models import Picking, PickingLine
-from lokaly_core.sql import SqlParams, insert_rows
+from lokaly_core.sql import SqlParams, insert_rows, insert_unnest, unnest
 
 _ORDER_COLUMNS = (
     "id",
@@ -252,30 +252,40 @@ class OrmOrders:
     def save_many(self, orders: Sequence[d.Order]) -> None:
         if not orders:
             return
-        row = "(%s::uuid, %s::text, %s::integer, %s::text, %s::text, %s::timestamptz)"
-        values = ", ".join([row] * len(orders))
-        params: SqlParams = []
-        for order in orders:
-            params += [
-                order.id,
-                order.status,
-                order.status_version,
-                order.cancel_reason,
-                order.stock_state,
-                order.updated_at,
-            ]
+        source, params = unnest(
+            ("id", "status", "status_version", "cancel_reason", "stock_state", "updated_at"),
+            ("uuid", "text", "integer", "text", "text", "timestamptz"),
+            [
+                (
+                    order.id,
+                    order.status,
+                    order.status_version,
+                    order.cancel_reason,
+                    order.stock_state,
+                    order.updated_at,
+                )
+                for order in orders
+            ],
+        )
         update = (
             f"UPDATE {Order._meta.db_table} AS o SET status = v.status, "  # noqa: S608
             "status_version = v.status_version, cancel_reason = v.cancel_reason, "
-            "stock_state = v.stock_state, updated_at = v.updated_at "
-            f"FROM (VALUES {values}) AS v(id, status, status_version, cancel_reason, "
-            "stock_state, updated_at) WHERE o.id = v.id"
+            f"stock_state = v.stock_state, updated_at = v.updated_at FROM {source} "
+            "WHERE o.id = v.id"
         )
         history = [(order.id, c) for order in orders for c in order.pending_changes]
         for order in orders:
             order.pending_changes.clear()
         if history:
-            history_sql, history_params = _history_insert(history)
+            history_sql, history_params = insert_unnest(
+                OrderStatusChange,
+                (*_HISTORY_COLUMNS, "actor_id"),
+                [
+                    (order_id, c.status, c.previous_status, c.status_version, c.occurred_at)
+                    + (c.reason, c.actor_id)
+                    for order_id, c in history
+                ],
+            )
             update = f"WITH u AS ({update}) {history_sql}"
             params += history_params
         with connection.cursor() as cursor:

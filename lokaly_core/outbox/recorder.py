@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from lokaly_core.events import Envelope, EventPayload
 from lokaly_core.outbox.models import OutboxEvent
-from lokaly_core.sql import SqlParams, insert_rows
+from lokaly_core.sql import SqlParams, insert_rows, insert_unnest
 
 _OUTBOX_COLUMNS = (
     "event_id",
@@ -25,8 +25,11 @@ _OUTBOX_COLUMNS = (
 )
 
 
-def outbox_insert(envelopes: list[Envelope]) -> tuple[str, SqlParams]:
-    """The multi-row INSERT of ``envelopes`` into the outbox (unpublished)."""
+def outbox_insert(envelopes: list[Envelope], *, batch: bool = False) -> tuple[str, SqlParams]:
+    """The multi-row INSERT of ``envelopes`` into the outbox (unpublished): a ``VALUES``
+    list (the intake's single statement builds on that form), or with ``batch`` the
+    ``unnest`` form, whose text is the same for any number of events (a worker batch's).
+    """
     now = timezone.now()
     rows = [
         (
@@ -41,7 +44,7 @@ def outbox_insert(envelopes: list[Envelope]) -> tuple[str, SqlParams]:
         )
         for e in envelopes
     ]
-    return insert_rows(OutboxEvent, _OUTBOX_COLUMNS, rows)
+    return (insert_unnest if batch else insert_rows)(OutboxEvent, _OUTBOX_COLUMNS, rows)
 
 
 class OutboxRecorder:
@@ -57,5 +60,5 @@ class OutboxRecorder:
         envelopes, self.pending = self.pending, []
         if envelopes:
             with connection.cursor() as cursor:
-                cursor.execute(*outbox_insert(envelopes))
+                cursor.execute(*outbox_insert(envelopes, batch=True))
         return envelopes

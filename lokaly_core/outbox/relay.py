@@ -26,7 +26,7 @@ from django.utils import timezone
 from lokaly_core.events import Envelope
 from lokaly_core.outbox.models import OutboxEvent
 from lokaly_core.redis_client import get_redis
-from lokaly_core.sql import SqlParams
+from lokaly_core.sql import SqlParams, unnest
 
 logger = logging.getLogger("lokaly.outbox")
 
@@ -165,15 +165,16 @@ def publish_now(envelopes: Sequence[Envelope]) -> None:
 
 
 def _mark_published(envelopes: Sequence[Envelope], stream_ids: Sequence[str]) -> None:
-    rows = ", ".join(["(%s::uuid, %s)"] * len(envelopes))
-    params: SqlParams = []
-    for envelope, stream_id in zip(envelopes, stream_ids, strict=True):
-        params += [envelope.event_id, stream_id]
+    source, params = unnest(
+        ("event_id", "stream_id"),
+        ("uuid", "text"),
+        [(e.event_id, s) for e, s in zip(envelopes, stream_ids, strict=True)],
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {OutboxEvent._meta.db_table} AS o "  # noqa: S608 - our table, our values
-            "SET published_at = now(), stream_id = v.stream_id "
-            f"FROM (VALUES {rows}) AS v(event_id, stream_id) WHERE o.event_id = v.event_id",
+            f"SET published_at = now(), stream_id = v.stream_id FROM {source} "
+            "WHERE o.event_id = v.event_id",
             params,
         )
 
