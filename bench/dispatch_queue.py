@@ -63,6 +63,12 @@ ANALYZE core_dispatchtask;
 """
 
 
+def execute_each(cursor: Any, script: str, params: dict[str, Any]) -> None:
+    """Run ``script``'s statements one by one (server-side binding takes one per call)."""
+    for statement in filter(str.strip, script.split(";")):
+        cursor.execute(statement, params)
+
+
 def bench_database_url(base: str, name: str) -> str:
     parts = urlsplit(base)
     return urlunsplit(parts._replace(path="/" + name))
@@ -138,7 +144,8 @@ def seed(fx: dict[str, Any], orders: int) -> float:
 
     started = time.monotonic()
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_each(
+            cursor,
             SEED_SQL,
             {
                 "run": fx["run"],
@@ -249,7 +256,8 @@ def _new_confirmed_orders(fx: dict[str, Any], count: int) -> list[uuid.UUID]:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_each(
+            cursor,
             ";".join(SEED_SQL.split(";")[:2]).replace("'Q' ||", "'N' ||"),
             {
                 "run": uuid.uuid4().hex[:8].upper(),

@@ -84,6 +84,17 @@ DATABASES = {
         engine="lokaly_core.db.postgresql",
     )
 }
+# Server-side binding with prepared statements: a statement run DB_PREPARE_THRESHOLD
+# times on a connection is prepared, and PostgreSQL plans it once per connection, not on
+# every run (planning was a third of PostgreSQL's CPU per order at 32 customers:
+# docs/performance.md, "Issue 10, fourth session"). Behind a transaction-pooling
+# PgBouncer older than 1.21, set DB_PREPARE_THRESHOLD=0 (no prepared statements; the
+# binding stays server-side).
+_prepare_threshold = env_int("DB_PREPARE_THRESHOLD", 5)
+DATABASES["default"]["OPTIONS"] = {
+    "server_side_binding": True,
+    "prepare_threshold": _prepare_threshold or None,
+}
 # A persistent connection gets Django's SELECT 1 health check at most once per this many
 # seconds; in between, a local check (lokaly_core/db/postgresql/base.py).
 DB_HEALTH_CHECK_SECONDS = env_int("DB_HEALTH_CHECK_SECONDS", 5)

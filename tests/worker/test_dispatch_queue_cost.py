@@ -41,12 +41,17 @@ def _queue_of_confirmed_orders(count: int, *, queued: bool = True) -> None:
                    '{"line1": "1", "city": "A", "postal_code": "1", "lat": 52.37,
                      "lng": 4.89, "line2": ""}'::jsonb, '', NULL, 'reserved',
                    now() - n * interval '1 second', now() - n * interval '1 second'
-            FROM generate_series(1, %(count)s) AS n;
+            FROM generate_series(1, %(count)s) AS n
+            """,
+            {"customer": customer.id, "store": store.id, "count": count},
+        )
+        cursor.execute(
+            """
             INSERT INTO core_orderline (order_id, product_id, name, quantity,
                                         unit_price_cents, line_total_cents)
-            SELECT id, %(product)s, 'Milk', 2, 129, 258 FROM core_order;
+            SELECT id, %(product)s, 'Milk', 2, 129, 258 FROM core_order
             """,
-            {"customer": customer.id, "store": store.id, "product": product.id, "count": count},
+            {"product": product.id},
         )
         if queued:
             cursor.execute(

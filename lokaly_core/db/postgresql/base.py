@@ -26,11 +26,32 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
 from psycopg import pq
+from psycopg.types import numeric
+
+# The range of each of psycopg's sized int wrappers.
+_INT_LIMITS = {numeric.Int2: 2**15, numeric.Int4: 2**31, numeric.Int8: 2**63}
+
+
+class DatabaseOperations(operations.DatabaseOperations):
+    """Django wraps an integer field's value in psycopg's ``Int2``/``Int4``/``Int8``, and
+    with server-side binding (``conf/base.py``) psycopg sends those in binary, where an
+    out-of-range value wraps around silently: ``2**31 + 10`` became ``-2147483638`` in an
+    ``integer`` column. An out-of-range value is passed as a plain ``int`` instead, which
+    psycopg sends at its own size, so the column refuses it ("integer out of range"), as
+    with client-side binding (tests/admin/test_stock.py)."""
+
+    def adapt_integerfield_value(self, value: Any, internal_type: str) -> Any:
+        adapted = super().adapt_integerfield_value(value, internal_type)
+        limit = _INT_LIMITS.get(type(adapted))
+        if limit is not None and not -limit <= int(adapted) < limit:
+            return int(value)
+        return adapted
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
     _health_checked_at = 0.0
 
     def connect(self) -> None:
