@@ -9,9 +9,9 @@ finds the pending rows by themselves.
 Sending (``send_due``) is at least once: due rows are claimed with a lease (their
 ``next_send_at`` moves past the time the batch may take), sent outside any transaction,
 then marked sent (a batch's sent rows in one statement, at least every second), or failed
-with a backoff. A process that dies mid-batch leaves its rows
-to be claimed again when the lease runs out, so a receiver may see one twice: the JSON
-carries the notification ``id`` to deduplicate on.
+with a backoff. A process that dies mid-batch leaves its rows to be claimed again when the
+lease runs out, so a receiver may see one twice: the JSON carries the notification ``id``
+to deduplicate on.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from django.utils import timezone
 from lokaly_core.events import Envelope
 from lokaly_core.outbox.models import OutboxEvent
 from lokaly_core.redis_client import get_redis
-from lokaly_core.sql import SqlParams, unnest
+from lokaly_core.sql import unnest
 
 logger = logging.getLogger("lokaly.outbox")
 

@@ -121,6 +121,17 @@ def _per_event(pairs: list[Pair]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _recording(texts: list[str]) -> Any:
+    """An execute wrapper that appends each statement's text (its placeholders, not its
+    values) to ``texts``."""
+
+    def record(execute: Any, sql: str, *rest: Any) -> Any:
+        texts.append(sql)
+        return execute(sql, *rest)
+
+    return record
+
+
 def test_a_batch_writes_the_per_event_rows_in_two_statements_whatever_its_size() -> None:
     insert_texts = set()
     for size in (10, 60):
@@ -134,9 +145,7 @@ def test_a_batch_writes_the_per_event_rows_in_two_statements_whatever_its_size()
         with (
             transaction.atomic(),
             CaptureQueriesContext(connection) as queries,
-            connection.execute_wrapper(
-                lambda run, sql, *rest: templates.append(sql) or run(sql, *rest)
-            ),
+            connection.execute_wrapper(_recording(templates)),
         ):
             written = notify_for_events(pairs)
 
