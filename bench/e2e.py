@@ -17,7 +17,8 @@ its own), then:
    confirmed orders/s, latency from the POST to ``confirmed`` (p50/p99/max), the 201's
    latency, failures, and CPU seconds used during the phase by each process group (the
    public server's processes, the workers, PostgreSQL's processes for the bench database
-   plus its background processes, Redis) per confirmed order;
+   plus its background processes, Redis) per confirmed order, and the load generator's
+   own (this process: not the servers', but it shares their cores);
 3. the ratio of the 32-customer orders/s to pgbench's TPS (issue 10's target: >= 0.10).
 
 The load generator runs on the same cores. Results: printed, and JSON in bench/results/.
