@@ -1,8 +1,8 @@
 """The public server's ASGI application: HTTP (DRF) and WebSockets (Channels) on one port.
 
 HTTP goes either to Django's WSGI handler in a thread pool (``PUBLIC_HTTP_STACK=wsgi``,
-the default: measured faster for synchronous DRF views, docs/performance.md) or to
-Django's ASGI handler (``asgi``). Socket handshakes count against the client IP's rate
+the default: measured faster for synchronous DRF views, docs/performance.md), one thread
+hop per request (``lokaly_public.wsgi_bridge``), or to Django's ASGI handler (``asgi``). Socket handshakes count against the client IP's rate
 limit (``lokaly_public.ws_guard``) before they reach the router.
 """
 
@@ -14,19 +14,23 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lokaly_public.settings.base")
 django_asgi = get_asgi_application()  # sets Django up before the imports below
 
-from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from lokaly_public.routing import websocket_urlpatterns  # noqa: E402
 from lokaly_public.ws_guard import HandshakeRateLimit  # noqa: E402
+from lokaly_public.wsgi_bridge import OneHopWSGI  # noqa: E402
 
 http_app: Any
 if settings.PUBLIC_HTTP_STACK == "wsgi":
     # django-stubs types WSGIHandler's response as HttpResponseBase, which it does not
-    # declare iterable; a2wsgi wants an app returning Iterable[bytes] (it gets one).
-    http_app = WSGIMiddleware(get_wsgi_application(), workers=settings.PUBLIC_HTTP_THREADS)  # type: ignore[arg-type]
+    # declare iterable; the bridge wants an app returning Iterable[bytes] (it gets one).
+    http_app = OneHopWSGI(
+        get_wsgi_application(),  # type: ignore[arg-type]
+        workers=settings.PUBLIC_HTTP_THREADS,
+        max_body=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+    )
 else:
     http_app = django_asgi
 

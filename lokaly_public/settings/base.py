@@ -60,7 +60,8 @@ CHANNEL_LAYERS = {
 
 PUBLIC_PORT = env_int("PUBLIC_PORT", 3000)
 # How the HTTP side is served: "wsgi" runs Django's WSGI handler in a thread pool under
-# uvicorn (a2wsgi), "asgi" uses Django's ASGI handler. See docs/performance.md.
+# uvicorn (lokaly_public.wsgi_bridge), "asgi" uses Django's ASGI handler. See
+# docs/performance.md.
 PUBLIC_HTTP_STACK = env("PUBLIC_HTTP_STACK", "wsgi")
 PUBLIC_WORKERS = env_int("PUBLIC_WORKERS", 2)
 if PUBLIC_HTTP_STACK == "asgi":
