@@ -1,11 +1,14 @@
 """The outbox relay: puts committed events on the Redis stream.
 
 Right after a transaction commits, its events are handed to a publisher thread of the
-process (``publish_after_commit``), which puts them on the stream in batches and marks
-their outbox rows published: the request that committed them does no extra I/O. Rows a
-crash or a Redis outage left behind are published by ``sweep``, which the worker runs
-twice a second for rows older than ``OUTBOX_SWEEP_AFTER_MS``. An event may thus reach
-the stream twice; consumers deduplicate.
+process (``publish_after_commit``), which puts them on the stream in batches at once and
+marks their outbox rows published at most ``_Publisher.MARK_EVERY_S`` later, the marks of
+that time in one statement: the request that committed them does no extra I/O, and the
+marks cost one statement per interval, not one per batch (a batch is mostly one request's
+event: the statement was an eighth of PostgreSQL's time per order, docs/performance.md).
+Rows a crash or a Redis outage left behind are published by ``sweep``, which the worker
+runs twice a second for rows older than ``OUTBOX_SWEEP_AFTER_MS`` (2 s, well past the
+marks' delay). An event may thus reach the stream twice; consumers deduplicate.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import atexit
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -56,6 +60,10 @@ class _Publisher:
     """A daemon thread that publishes what committed transactions hand it, in batches."""
 
     MAX_BATCH = 500
+    # How long a published event's outbox row may stay unmarked: its mark waits for the
+    # others of this interval (well under OUTBOX_SWEEP_AFTER_MS, after which the sweep
+    # would publish it again).
+    MARK_EVERY_S = 0.2
 
     def __init__(self) -> None:
         self.queue: queue.SimpleQueue[list[Envelope] | None] = queue.SimpleQueue()
@@ -71,12 +79,18 @@ class _Publisher:
         self.thread.join(timeout)
 
     def _run(self) -> None:
+        unmarked: list[tuple[Envelope, str]] = []  # on the stream, their rows not yet marked
+        mark_at = 0.0
         stopping = False
         while not stopping:
-            batch = self.queue.get()
+            try:
+                wait = max(0.0, mark_at - time.monotonic()) if unmarked else None
+                batch = self.queue.get(timeout=wait)
+            except queue.Empty:
+                batch = []
             if batch is None:
-                break
-            while len(batch) < self.MAX_BATCH:
+                stopping, batch = True, []
+            while batch and len(batch) < self.MAX_BATCH:
                 try:
                     more = self.queue.get_nowait()
                 except queue.Empty:
@@ -85,14 +99,22 @@ class _Publisher:
                     stopping = True
                     break
                 batch.extend(more)
-            # As Django does around each request, and the worker's threads around each turn:
-            # drop this thread's connection if it is obsolete, broken, or not in autocommit
-            # any more. The last happens when connecting failed half-way (after the socket
-            # was open, before autocommit was set: the test suite's database blocker raises
-            # there between tests); reused, every UPDATE would then open a transaction that
-            # is never committed, holding its locks.
-            close_old_connections()
-            publish_now(batch)
+            if batch:
+                if not unmarked:
+                    mark_at = time.monotonic() + self.MARK_EVERY_S
+                unmarked += _publish(batch)
+            if unmarked and (
+                stopping or len(unmarked) >= self.MAX_BATCH or time.monotonic() >= mark_at
+            ):
+                # As Django does around each request, and the worker's threads around each
+                # turn: drop this thread's connection if it is obsolete, broken, or not in
+                # autocommit any more. The last happens when connecting failed half-way
+                # (after the socket was open, before autocommit was set: the test suite's
+                # database blocker raises there between tests); reused, every UPDATE would
+                # then open a transaction that is never committed, holding its locks.
+                close_old_connections()
+                _mark(unmarked)
+                unmarked = []
         connection.close()
 
 
@@ -150,6 +172,12 @@ def publish_after_commit(envelopes: Sequence[Envelope]) -> None:
 
 def publish_now(envelopes: Sequence[Envelope]) -> None:
     """Publish committed events and mark them. Never raises: the sweep retries failures."""
+    _mark(_publish(envelopes))
+
+
+def _publish(envelopes: Sequence[Envelope]) -> list[tuple[Envelope, str]]:
+    """Put committed events on the stream: each with its stream id; none when Redis
+    refused them (logged; the sweep publishes them later). Never raises."""
     try:
         stream_ids = _xadd_all(envelopes)
     except redis.RedisError as exc:
@@ -157,11 +185,22 @@ def publish_now(envelopes: Sequence[Envelope]) -> None:
             "publish deferred to the outbox sweep",
             extra={"event_ids": [str(e.event_id) for e in envelopes], "error": str(exc)},
         )
+        return []
+    return list(zip(envelopes, stream_ids, strict=True))
+
+
+def _mark(published: Sequence[tuple[Envelope, str]]) -> None:
+    """Mark published events' outbox rows. Never raises: a row left unmarked is published
+    again by the sweep, which is harmless."""
+    if not published:
         return
     try:
-        _mark_published(envelopes, stream_ids)
-    except Exception:  # the events are out; a second publish by the sweep is harmless
-        logger.exception("could not mark events published")
+        _mark_published([e for e, _ in published], [s for _, s in published])
+    except Exception:
+        logger.exception(
+            "could not mark events published",
+            extra={"event_ids": [str(e.event_id) for e, _ in published]},
+        )
 
 
 def _mark_published(envelopes: Sequence[Envelope], stream_ids: Sequence[str]) -> None:
