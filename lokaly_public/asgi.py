@@ -2,8 +2,9 @@
 
 HTTP goes either to Django's WSGI handler in a thread pool (``PUBLIC_HTTP_STACK=wsgi``,
 the default: measured faster for synchronous DRF views, docs/performance.md), one thread
-hop per request (``lokaly_public.wsgi_bridge``), or to Django's ASGI handler (``asgi``). Socket handshakes count against the client IP's rate
-limit (``lokaly_public.ws_guard``) before they reach the router.
+hop per request (``lokaly_public.wsgi_bridge``), or to Django's ASGI handler (``asgi``).
+Socket handshakes count against the client IP's rate limit on every route
+(``lokaly_public.routing``, ``lokaly_public.ws_guard``).
 """
 
 import os
@@ -19,15 +20,12 @@ from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from lokaly_public.routing import websocket_urlpatterns  # noqa: E402
-from lokaly_public.ws_guard import HandshakeRateLimit  # noqa: E402
 from lokaly_public.wsgi_bridge import OneHopWSGI  # noqa: E402
 
 http_app: Any
 if settings.PUBLIC_HTTP_STACK == "wsgi":
-    # django-stubs types WSGIHandler's response as HttpResponseBase, which it does not
-    # declare iterable; the bridge wants an app returning Iterable[bytes] (it gets one).
     http_app = OneHopWSGI(
-        get_wsgi_application(),  # type: ignore[arg-type]
+        get_wsgi_application(),
         workers=settings.PUBLIC_HTTP_THREADS,
         max_body=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
     )
@@ -37,7 +35,8 @@ else:
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        # Django's middleware does not run for sockets: handshakes are rate-limited here.
-        "websocket": HandshakeRateLimit(URLRouter(websocket_urlpatterns)),
+        # Django's middleware does not run for sockets: each route counts its handshakes
+        # in the IP's rate limit itself (lokaly_public.routing).
+        "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -10,7 +10,10 @@ its account active with the token's role and its session not revoked
 (``ws_guard.claim_slot``); it is closed with 4401 at its token's expiry unless the client
 sent a newer token of the same account (``{"type": "auth"}``), and when told its account
 changed (``revocation``: it joins ``account_group``) and the token is no longer good.
-Handshakes are rate-limited per IP before they get here (``ws_guard.HandshakeRateLimit``).
+Each handshake counts in its client IP's rate limit: with the slot's claim in one Redis
+round trip (``ws_guard.claim_handshake``), or alone when the token or ``since`` is bad
+(``ws_guard.count_handshake``); over the limit it is closed with 4429 before anything else
+is read.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ from lokaly_core.orders.realtime import order_group
 from lokaly_core.orders.tracking import WatchedOrder, watched_order
 from lokaly_public.ws_guard import (
     CLOSE_RATE_LIMITED,
+    claim_handshake,
     claim_slot,
-    claim_slot_checking_session,
+    count_handshake,
     release_slot,
 )
 
@@ -83,16 +87,21 @@ def _since_from_scope(scope: dict[str, Any]) -> int | None | bool:
 
 
 def _admit(
-    order_id: UUID, claims: dict[str, Any], since: int | None, channel_name: str
+    order_id: UUID,
+    claims: dict[str, Any],
+    since: int | None,
+    stashed: tuple[str, int, int] | None,
+    claimed: bool,
 ) -> tuple[int, WatchedOrder | None, dict[str, Any] | None]:
     """(0, the order, its courier's last location) when the token is still good (account
     active with the token's role, session not revoked), the user may watch the order (its
     customer, or the courier it is or was assigned to, up to delivered) and the account
-    has a socket slot, which it then holds; else (the close code, None, None).
+    got a socket slot (``claimed``); else (the close code, None, None).
 
-    One thread hop, one SQL statement (the order, with the account's role) and one Redis
-    round trip (the slot, with the session's marker), plus a Redis read while a courier
-    has the order: ``token_still_good``'s answer at the cost of the order read alone."""
+    In the handshake's one thread hop: one SQL statement (the order, with the account's
+    role), plus a Redis read while a courier has the order. The session's marker came
+    with the slot's claim (``stashed``): ``token_still_good``'s answer at the cost of the
+    order read alone."""
     user_id, role = str(claims.get("user_id")), str(claims.get("role"))
     try:
         user_uuid = UUID(user_id)
@@ -114,10 +123,7 @@ def _admit(
     if not allowed:
         return CLOSE_FORBIDDEN, None, None
     sid = None if claims.get("sid") is None else str(claims["sid"])
-    claimed, stashed = claim_slot_checking_session(user_id, channel_name, float(claims["exp"]), sid)
     if sid is not None and session_store.session_revoked(sid, stashed):
-        if claimed:
-            release_slot(user_id, channel_name)
         return CLOSE_UNAUTHENTICATED, None, None
     if not claimed:
         return CLOSE_TOO_MANY, None, None
@@ -194,16 +200,29 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
             claims = validate_access(PUBLIC, token) if token else None
         except InvalidToken:
             claims = None
-        if claims is None or float(claims["exp"]) <= time.time():
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
+        token_good = claims is not None and float(claims["exp"]) > time.time()
         since = _since_from_scope(self.scope)
-        if since is False:
-            await self.close(code=CLOSE_BAD_REQUEST)
+        if claims is None or not token_good or since is False:
+            # Counted in the IP's rate limit all the same (one Redis command, in the loop).
+            if count_handshake(self.scope):
+                code = CLOSE_RATE_LIMITED
+            else:
+                code = CLOSE_UNAUTHENTICATED if not token_good else CLOSE_BAD_REQUEST
+            await self.close(code=code)
             return
         self.claims = claims
         self.user_id = str(claims.get("user_id"))
         self.role = str(claims.get("role"))
+        # The IP's rate limit, the account's socket slot and the session's marker: one
+        # Redis round trip, in the event loop (a thread hop costs more than the command).
+        sid = None if claims.get("sid") is None else str(claims["sid"])
+        claim = claim_handshake(
+            self.scope, self.user_id, self.channel_name, float(claims["exp"]), sid
+        )
+        if claim.limited:
+            await self.close(code=CLOSE_RATE_LIMITED)
+            return
+        self.holds_slot = claim.claimed
         # Join the groups before reading the snapshot: a change committed meanwhile is
         # then either in the snapshot or delivered after it (and dropped as not newer);
         # an account change committed meanwhile is either seen by the check below or
@@ -216,13 +235,13 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
             self.channel_layer.group_add(self.account, self.channel_name),
         )
         denied, watched, location = await database_sync_to_async(_admit)(
-            self.order_id, claims, since, self.channel_name
+            self.order_id, claims, since, claim.stashed, claim.claimed
         )
         if watched is None:
+            self._release_slot()
             await self._leave_groups()
             await self.close(code=denied)
             return
-        self.holds_slot = True
         self._expire_at(float(claims["exp"]))
         await self._send({"type": "order.snapshot", "order": watched.order})
         for change in watched.missed:
@@ -258,10 +277,13 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
             self._expiry.cancel()
             self._expiry = None
         self.claims = None
+        self._release_slot()
+        await self._leave_groups()
+
+    def _release_slot(self) -> None:
         if self.holds_slot:
             self.holds_slot = False
             release_slot(self.user_id, self.channel_name)  # one Redis command, no thread hop
-        await self._leave_groups()
 
     async def _leave_groups(self) -> None:
         groups = [g for g in (self.group, self.account) if g]

@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -93,9 +94,30 @@ def count_request(request: HttpRequest) -> dict[str, Any] | None:
     return count_ip(client_ip(request), request=request)
 
 
-def count_ip(value: str, *, request: HttpRequest | None = None) -> dict[str, Any] | None:
-    """``count_request`` for the client IP ``value`` (socket handshakes count here too);
-    an IPv6 address counts for its /64 network."""
+@dataclass(frozen=True)
+class IpWindow:
+    """Where and how a client IP's requests are counted (django-ratelimit's window)."""
+
+    alias: str  # the cache's
+    cache: Any
+    key: str
+    limit: int
+    expiry_s: int  # set on the window's key when its count is created
+    window: int  # when the window ends (epoch seconds)
+
+    def usage(self, count: int) -> dict[str, Any]:
+        """``get_usage``'s answer for this window at ``count``."""
+        return {
+            "count": count,
+            "limit": self.limit,
+            "should_limit": count > self.limit,
+            "time_left": self.window - int(time.time()),
+        }
+
+
+def ip_window(value: str) -> IpWindow | None:
+    """The window client IP ``value`` counts in now (an IPv6 address: its /64 network), or
+    None when rate limiting is off."""
     if not getattr(settings, "RATELIMIT_ENABLE", True):
         return None
     value = limit_key(value)
@@ -105,23 +127,25 @@ def count_ip(value: str, *, request: HttpRequest | None = None) -> dict[str, Any
     alias = getattr(settings, "RATELIMIT_USE_CACHE", "default")
     cache = caches[alias]
     key = cache.make_and_validate_key(_make_cache_key(GROUP, window, rate, value, ALL))
+    return IpWindow(alias, cache, key, limit, period + EXPIRATION_FUDGE, window)
+
+
+def count_ip(value: str, *, request: HttpRequest | None = None) -> dict[str, Any] | None:
+    """``count_request`` for the client IP ``value`` (socket handshakes that do not count
+    with their slot, ``ws_guard``, count here too)."""
+    at = ip_window(value)
+    if at is None:
+        return None
     # The session check rides along when both live on the same Redis (the default cache).
     sid = None
-    if request is not None and alias == "default":
+    if request is not None and at.alias == "default":
         sid = _request_sid(request)
-    keys = [key] if sid is None else [key, *session_store.check_keys(sid, cache)]
-    answer = _script(cache)(keys=keys, args=[period + EXPIRATION_FUDGE])
+    keys = [at.key] if sid is None else [at.key, *session_store.check_keys(sid, at.cache)]
+    answer = _script(at.cache)(keys=keys, args=[at.expiry_s])
     if sid is None:
-        count = int(answer)
-    else:
-        count = int(answer[0])
-        setattr(request, session_store.REQUEST_ATTR, (sid, int(answer[1]), int(answer[2])))
-    return {
-        "count": count,
-        "limit": limit,
-        "should_limit": count > limit,
-        "time_left": window - int(time.time()),
-    }
+        return at.usage(int(answer))
+    setattr(request, session_store.REQUEST_ATTR, (sid, int(answer[1]), int(answer[2])))
+    return at.usage(int(answer[0]))
 
 
 def _request_sid(request: HttpRequest) -> str | None:

@@ -1,36 +1,39 @@
 """What guards the order sockets before and around the consumer (contract v1.1, "Order sockets").
 
-- ``HandshakeRateLimit``: an ASGI middleware around the WebSocket router. Django's
-  middleware does not run for sockets, so each handshake is counted here in the client
-  IP's window of the public rate limit, the very counter HTTP requests use
-  (``lokaly_public.middleware.count_ip``: same key, same Lua script, one Redis command).
-  Over the limit the socket is accepted and closed at once with 4429. The client IP is
-  found as ``client_ip`` finds it: the peer's address, ``X-Forwarded-For`` only from a
-  proxy in ``TRUSTED_PROXIES``.
-- ``claim_slot`` / ``release_slot``: at most ``WS_MAX_SOCKETS_PER_USER`` open sockets per
-  account, across every public process. A Redis sorted set per account holds the channel
-  names of its open sockets, each scored by the expiry of the token it lives on; a claim
-  first drops the members whose token has expired, so the slots of a process that died
-  without closing its sockets come back at the latest when those tokens expire (a socket
-  never outlives its token). One script, one round trip, per claim.
+- **The IP's rate limit.** Django's middleware does not run for sockets, so every
+  handshake is counted in the client IP's window of the public rate limit, the very
+  counter HTTP requests use (``lokaly_public.middleware.ip_window``: same key). Over the
+  limit the socket is accepted and closed at once with 4429, before anything else is
+  read. The client IP is found as ``client_ip`` finds it: the peer's address,
+  ``X-Forwarded-For`` only from a proxy in ``TRUSTED_PROXIES``. The order socket counts
+  with its slot's claim (``claim_handshake``), or alone when its token or ``since`` is
+  bad (``count_handshake``); every other route through ``HandshakeRateLimit``
+  (``lokaly_public.routing``).
+- **Slots** (``claim_handshake`` / ``claim_slot`` / ``release_slot``): at most
+  ``WS_MAX_SOCKETS_PER_USER`` open sockets per account, across every public process. A
+  Redis sorted set per account holds the channel names of its open sockets, each scored
+  by the expiry of the token it lives on; a claim first drops the members whose token
+  has expired, so the slots of a process that died without closing its sockets come back
+  at the latest when those tokens expire (a socket never outlives its token).
 
-Both run their one Redis command where they are called: the count in the event loop, the
-claim inside the consumer's one thread hop of the handshake, the release in the event loop
-at close. Redis unreachable: both let the socket through (as the HTTP rate limit lets requests
-through), and say so in the log.
+A handshake sends one script (the count, the session's revocation marker, the claim) and
+a close one ``ZREM``, each in the event loop, where they are called: a thread hop costs
+more than the command. Redis unreachable: the socket is let through (as the HTTP rate
+limit lets requests through), and the log says so.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
 
 from lokaly_core.accounts import session_store
-from lokaly_public.middleware import client_ip_of, count_ip
+from lokaly_public.middleware import IpWindow, client_ip_of, count_ip, ip_window
 
 logger = logging.getLogger("lokaly.ws")
 
@@ -47,8 +50,8 @@ def scope_client_ip(scope: dict[str, Any]) -> str:
     return client_ip_of(peer, forwarded)
 
 
-def _count_handshake(scope: dict[str, Any]) -> bool:
-    """True when this handshake is over its IP's limit."""
+def count_handshake(scope: dict[str, Any]) -> bool:
+    """Count a handshake in its client IP's rate limit: True when it is over."""
     try:
         usage = count_ip(scope_client_ip(scope))
     except Exception:  # Redis down: serve rather than refuse everyone (as HTTP does)
@@ -58,7 +61,8 @@ def _count_handshake(scope: dict[str, Any]) -> bool:
 
 
 class HandshakeRateLimit:
-    """Counts every WebSocket handshake against the client IP's public rate limit."""
+    """Counts every WebSocket handshake of the app it wraps against the client IP's public
+    rate limit (for routes whose consumer does not count with a slot)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -67,7 +71,7 @@ class HandshakeRateLimit:
         # Counted in the event loop, not in a thread: one Redis command on the cache's
         # pool (~0.1 ms); a thread hop cost more than the command (bench/sockets.py cpu:
         # 0.6 ms more per handshake and close with the count and the release in threads).
-        if scope["type"] == "websocket" and _count_handshake(scope):
+        if scope["type"] == "websocket" and count_handshake(scope):
             message = await receive()
             if message["type"] == "websocket.connect":
                 await send({"type": "websocket.accept"})
@@ -78,26 +82,34 @@ class HandshakeRateLimit:
 
 # -- open sockets per account -------------------------------------------------------------
 
-# KEYS[1] the account's set; ARGV: now, the token's expiry, the channel name, the cap.
-# A member already in the set (a renewed token) is re-scored, never refused. KEYS[2] and
-# KEYS[3], when given, are the session's revocation marker and the sentinel
-# (``session_store.check_keys``): their EXISTS ride along, so a handshake's session check
-# and its slot cost one round trip. Answers {claimed, revoked, warm}.
+# KEYS[1] the account's set; KEYS[2] the client IP's window count (the HTTP rate limit's
+# key, ``middleware.ip_window``), counted first when ARGV[5] is 1; KEYS[3] and KEYS[4],
+# when given, are the session's revocation marker and the sentinel
+# (``session_store.check_keys``). ARGV: now, the token's expiry, the channel name, the
+# cap, whether to count, the IP's limit, the window's expiry. A handshake over its IP's
+# limit claims nothing. A member already in the set (a renewed token) is re-scored, never
+# refused. Answers {claimed, revoked, warm, limited}: a handshake's rate limit, session
+# check and slot in one round trip.
 _CLAIM_SCRIPT = """
+if ARGV[5] == '1' then
+  local count = redis.call('INCR', KEYS[2])
+  if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
+  if count > tonumber(ARGV[6]) then return {0, 0, 1, 1} end
+end
 local checked = {0, 1}
-if #KEYS == 3 then
-  checked = {redis.call('EXISTS', KEYS[2]), redis.call('EXISTS', KEYS[3])}
+if #KEYS == 4 then
+  checked = {redis.call('EXISTS', KEYS[3]), redis.call('EXISTS', KEYS[4])}
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if not redis.call('ZSCORE', KEYS[1], ARGV[3]) then
   if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
-    return {0, checked[1], checked[2]}
+    return {0, checked[1], checked[2], 0}
   end
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(last[2])) + 1)
-return {1, checked[1], checked[2]}
+return {1, checked[1], checked[2], 0}
 """
 _scripts: dict[int, Any] = {}
 
@@ -113,32 +125,62 @@ def _key(user_id: str) -> str:
     return str(caches["default"].make_and_validate_key(f"ws-sockets:{user_id}"))
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A handshake's answer from Redis (``claim_handshake``)."""
+
+    limited: bool  # over its IP's rate limit: nothing claimed
+    claimed: bool  # holds a slot of its account now
+    # For ``session_store.session_revoked``: (sid, revoked, warm), or None when there is
+    # no sid or Redis did not answer (it then asks again itself).
+    stashed: tuple[str, int, int] | None
+
+
 def claim_slot(user_id: str, channel_name: str, expires_at: float) -> bool:
     """Hold one of the account's socket slots until ``expires_at`` (the token's expiry;
     called again with a renewed token's). False when the account has no slot left."""
-    return claim_slot_checking_session(user_id, channel_name, expires_at, None)[0]
+    return _claim(user_id, channel_name, expires_at, None, None).claimed
 
 
-def claim_slot_checking_session(
-    user_id: str, channel_name: str, expires_at: float, sid: str | None
-) -> tuple[bool, tuple[str, int, int] | None]:
-    """``claim_slot``, reading session ``sid``'s revocation marker in the same round trip:
-    (claimed, the ``stashed`` answer for ``session_store.session_revoked``, or None when
-    there is no sid or Redis did not answer: it then asks again itself)."""
+def claim_handshake(
+    scope: dict[str, Any], user_id: str, channel_name: str, expires_at: float, sid: str | None
+) -> Claim:
+    """Count the handshake in its client IP's rate limit (as HTTP requests count) and,
+    unless that is over, claim one of the account's slots until ``expires_at``, reading
+    session ``sid``'s revocation marker: one Redis round trip. With the rate limit in
+    another cache than the slots, two."""
+    window = ip_window(scope_client_ip(scope))
+    if window is not None and window.alias != "default":
+        if count_handshake(scope):
+            return Claim(limited=True, claimed=False, stashed=None)
+        window = None
+    return _claim(user_id, channel_name, expires_at, sid, window)
+
+
+def _claim(
+    user_id: str,
+    channel_name: str,
+    expires_at: float,
+    sid: str | None,
+    window: IpWindow | None,
+) -> Claim:
     try:
         client = _client()
         script = _scripts.get(id(client))
         if script is None:
             script = _scripts[id(client)] = client.register_script(_CLAIM_SCRIPT)
-        keys = [_key(user_id)]
+        slots = _key(user_id)
+        keys = [slots, slots if window is None else window.key]
         if sid is not None:
             keys += session_store.check_keys(sid)
         args = [time.time(), expires_at, channel_name, settings.WS_MAX_SOCKETS_PER_USER]
-        claimed, revoked, warm = script(keys=keys, args=args)
+        args += [0, 0, 0] if window is None else [1, window.limit, window.expiry_s]
+        claimed, revoked, warm, limited = script(keys=keys, args=args)
     except Exception:
         logger.warning("socket slots unavailable; socket let through", exc_info=True)
-        return True, None
-    return bool(claimed), (None if sid is None else (sid, int(revoked), int(warm)))
+        return Claim(limited=False, claimed=True, stashed=None)
+    stashed = None if sid is None else (sid, int(revoked), int(warm))
+    return Claim(limited=bool(limited), claimed=bool(claimed), stashed=stashed)
 
 
 def release_slot(user_id: str, channel_name: str) -> None:

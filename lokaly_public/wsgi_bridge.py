@@ -74,7 +74,7 @@ class OneHopWSGI:
         body = await self._read_body(scope, receive)
         if body is None:  # the client went away before its body arrived
             return
-        environ = build_environ(scope, body)  # type: ignore[arg-type]  # a BytesIO reads as its Body
+        environ: Any = build_environ(scope, body)  # type: ignore[arg-type]  # BytesIO reads as Body
         context = contextvars.copy_context()
         loop = asyncio.get_running_loop()
         status, headers, content = await loop.run_in_executor(
@@ -121,11 +121,11 @@ class OneHopWSGI:
             if close is not None:
                 close()
         status, headers = started
-        return (
-            int(status.split(" ", 1)[0]),
-            [(k.strip().lower().encode("latin-1"), v.strip().encode("latin-1")) for k, v in headers],
-            b"".join(written),
-        )
+        encoded = [
+            (name.strip().lower().encode("latin-1"), value.strip().encode("latin-1"))
+            for name, value in headers
+        ]
+        return int(status.split(" ", 1)[0]), encoded, b"".join(written)
 
     @staticmethod
     async def _lifespan(receive: Any, send: Any) -> None:

@@ -112,8 +112,16 @@ class _Publisher:
                 # (after the socket was open, before autocommit was set: the test suite's
                 # database blocker raises there between tests); reused, every UPDATE would
                 # then open a transaction that is never committed, holding its locks.
-                close_old_connections()
-                _mark(unmarked)
+                try:
+                    close_old_connections()
+                except Exception:  # no database (an outage): the sweep publishes them again
+                    logger.warning(
+                        "could not mark events published",
+                        extra={"event_ids": [str(e.event_id) for e, _ in unmarked]},
+                        exc_info=True,
+                    )
+                else:
+                    _mark(unmarked)
                 unmarked = []
         connection.close()
 

@@ -133,7 +133,7 @@ async def test_a_client_gone_before_its_body_arrived_runs_nothing():
     assert echo.calls == 0
 
 
-async def test_a_request_crosses_threads_once_each_way():
+async def test_a_request_crosses_threads_once_each_way(monkeypatch: pytest.MonkeyPatch):
     """a2wsgi went back and forth five times per request (the hand-off, the body, the
     response's start, its body, its end); each crossing into the event loop is a
     ``call_soon_threadsafe``."""
@@ -147,11 +147,8 @@ async def test_a_request_crosses_threads_once_each_way():
 
     app = OneHopWSGI(_EchoApp(), workers=1, max_body=1024)
     await _call(app, _scope(method="GET"), [])  # the pool's thread starts
-    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
-    try:
-        await _call(app, _scope(headers=[(b"content-length", b"5")]), [b"hello"])
-    finally:
-        del loop.call_soon_threadsafe
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    await _call(app, _scope(headers=[(b"content-length", b"5")]), [b"hello"])
 
     assert len(crossings) == 1
 

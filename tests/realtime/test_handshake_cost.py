@@ -183,8 +183,9 @@ async def test_handshake_and_close_send_at_most_four_redis_commands() -> None:
 
     # the order's group and the account's group in one SUBSCRIBE and one UNSUBSCRIBE
     # (lokaly_public.channel_layer), and nothing for the socket's own channel; the
-    # account's socket slot taken with the session's revocation marker read (one
-    # script) and released (ZREM)
+    # handshake counted in the IP's rate limit, the session's revocation marker read and
+    # the account's socket slot taken (one script, ws_guard.claim_handshake), the slot
+    # released (ZREM)
     assert len(commands) <= 4, commands
     subscribes = [c.split()[1:] for c in commands if c.startswith("SUBSCRIBE")]
     unsubscribes = [c.split()[1:] for c in commands if c.startswith("UNSUBSCRIBE")]

@@ -5,7 +5,7 @@ session)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.conf import settings
@@ -44,7 +44,7 @@ def test_events_go_out_at_once_and_their_rows_are_marked_together(
     # when 20 orders commit, each waiting for its event on the stream
     for placed in range(1, 21):
         _place(customer, stock)
-        wait_until(lambda n=placed: len(stream_envelopes()) == n, timeout=5)
+        _wait_for_events_on_the_stream(placed)
 
     # then none is marked yet, and at the publisher's stop all 20 are, in one statement
     assert OutboxEvent.objects.filter(published_at__isnull=False).count() == 0
@@ -72,8 +72,10 @@ def test_a_lone_event_is_marked_within_the_interval(
     assert marks == [1]
 
 
+def _wait_for_events_on_the_stream(count: int) -> None:
+    wait_until(lambda: len(stream_envelopes()) == count, timeout=5)
+
+
 def _stream_ids() -> list[str]:
-    return [
-        sid.decode() if isinstance(sid, bytes) else sid
-        for sid, _ in get_redis().xrange(settings.EVENT_STREAM)
-    ]
+    entries = cast("list[tuple[bytes, Any]]", get_redis().xrange(settings.EVENT_STREAM))
+    return [sid.decode() for sid, _ in entries]
