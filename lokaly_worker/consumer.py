@@ -41,11 +41,11 @@ from lokaly_core.outbox import relay
 from lokaly_core.outbox import settle as outbox
 from lokaly_core.redis_client import StreamEntry, get_redis
 from lokaly_worker import metrics
-from lokaly_worker.batch import BatchRunner, Item
+from lokaly_worker.batch import TRANSIENT_RETRIES, BatchRunner, Item
 from lokaly_worker.config import WorkerConfig
 from lokaly_worker.periodic import Interval, PeriodicRunner, PeriodicTask
 from lokaly_worker.registry import Registry
-from lokaly_worker.retry import STOPPED_MID_HANDLER, FailureNotes, parse_failure
+from lokaly_worker.retry import STOPPED_MID_HANDLER, FailureNotes, is_transient, parse_failure
 
 __all__ = ["STOPPED_MID_HANDLER", "Stats", "StreamWorker", "WorkerConfig"]
 
@@ -258,7 +258,7 @@ class StreamWorker:
         if settled:
             # Marked before the ack: a crash in between leaves the entry pending (it is
             # processed again, a no-op thanks to the dedup markers), never acked unmarked.
-            outbox.mark_settled(settled, column="processed_at")
+            _mark_settled(settled, column="processed_at")
         pipe = self.redis.pipeline(transaction=False)
         pipe.xack(self.config.stream, self.config.group, *ids)
         pipe.hdel(self.failures.key, *ids)
@@ -285,7 +285,7 @@ class StreamWorker:
         pipe.hdel(self.failures.key, entry_id)
         event_id = _text(fields.get(b"event_id", b""))
         if event_id:
-            outbox.mark_settled([event_id], column="dead_lettered_at")
+            _mark_settled([event_id], column="dead_lettered_at")
         pipe.execute()
         self.stats.dead_lettered += 1
         metrics.event_dead_lettered(_text(fields.get(b"type", b"")))
@@ -463,3 +463,20 @@ def _log(entry_id: str, envelope: Envelope, attempt: int) -> dict[str, Any]:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _mark_settled(event_ids: list[str], *, column: str) -> None:
+    """``settle.mark_settled``, run again at once when it loses a race (a deadlock or a
+    serialization failure, with a publisher marking the same rows): the worker's loop
+    must not end on it."""
+    for retry in range(TRANSIENT_RETRIES + 1):
+        try:
+            outbox.mark_settled(event_ids, column=column)
+            return
+        except Exception as exc:
+            if not is_transient(exc) or retry == TRANSIENT_RETRIES:
+                raise
+            logger.info(
+                "outbox marks lost a race; running them again",
+                extra={"events": len(event_ids), "retry": retry + 1, "error": str(exc)},
+            )

@@ -25,9 +25,15 @@ def mark_settled(event_ids: Sequence[str], *, column: str) -> None:
             continue
     if not ids:
         return
+    table = OutboxEvent._meta.db_table
+    # The rows locked in event id order, as the publishers lock them to mark them
+    # published (relay._mark_published): the two update the same rows at about the same
+    # time, and rows locked in two orders deadlock.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {OutboxEvent._meta.db_table} SET {column} = now() "  # noqa: S608 - ours
-            f"WHERE event_id = ANY(%s) AND {column} IS NULL",
+            f"WITH locked AS MATERIALIZED (SELECT event_id FROM {table} "  # noqa: S608 - ours
+            f"WHERE event_id = ANY(%s) AND {column} IS NULL ORDER BY event_id FOR UPDATE) "
+            f"UPDATE {table} AS o SET {column} = now() FROM locked "
+            "WHERE o.event_id = locked.event_id",
             [ids],
         )

@@ -18,8 +18,7 @@ from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
-from django.test.utils import override_settings
+from django.test.utils import CaptureQueriesContext, override_settings
 
 from lokaly_core.accounts.tokens import PUBLIC, issue_pair
 from lokaly_core.redis_client import get_redis
