@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from django.db import connection
 
 from lokaly_core.outbox.models import ProcessedEvent
-from lokaly_core.sql import unnest
+from lokaly_core.sql import recordset
 
 Marker = tuple[uuid.UUID, str]
 
@@ -22,7 +22,7 @@ def mark_processed(markers: Sequence[Marker]) -> set[Marker]:
     unique = list(dict.fromkeys(markers))
     if not unique:
         return set()
-    source, params = unnest(("event_id", "handler"), ("uuid", "text"), unique)
+    source, params = recordset(("event_id", "handler"), ("uuid", "text"), unique)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {ProcessedEvent._meta.db_table} (event_id, handler, processed_at) "  # noqa: S608

@@ -38,7 +38,7 @@ from lokaly_core.events.contracts import format_timestamp
 from lokaly_core.notifications.models import Notification
 from lokaly_core.notifications.senders import Sender
 from lokaly_core.orders.models import Order
-from lokaly_core.sql import insert_unnest
+from lokaly_core.sql import insert_recordset
 
 logger = logging.getLogger("lokaly.notifications")
 
@@ -104,9 +104,9 @@ def notify_for_events(pairs: Sequence[tuple[Envelope, EventPayload]]) -> int:
             for draft in notification_drafts(event, order_number=number)
         )
     if rows:
-        # One statement whatever the batch's size (``insert_unnest``: the same text for
+        # One statement whatever the batch's size (``insert_recordset``: the same text for
         # any number of rows).
-        sql, params = insert_unnest(Notification, _BATCH_COLUMNS, rows)
+        sql, params = insert_recordset(Notification, _BATCH_COLUMNS, rows)
         with connection.cursor() as cursor:
             cursor.execute(f"{sql} ON CONFLICT DO NOTHING", params)
     return len(rows)

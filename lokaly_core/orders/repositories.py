@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from lokaly_core.domain.model import orders as d
 from lokaly_core.orders.models import Order, OrderLine, OrderStatusChange
 from lokaly_core.picking.models import Picking, PickingLine
-from lokaly_core.sql import SqlParams, insert_rows, insert_unnest, unnest
+from lokaly_core.sql import SqlParams, insert_recordset, insert_rows, unnest
 
 _ORDER_COLUMNS = (
     "id",
@@ -277,7 +277,7 @@ class OrmOrders:
         for order in orders:
             order.pending_changes.clear()
         if history:
-            history_sql, history_params = insert_unnest(
+            history_sql, history_params = insert_recordset(
                 OrderStatusChange,
                 (*_HISTORY_COLUMNS, "actor_id"),
                 [

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from lokaly_core.events import Envelope, EventPayload
 from lokaly_core.outbox.models import OutboxEvent
-from lokaly_core.sql import SqlParams, insert_rows, insert_unnest
+from lokaly_core.sql import SqlParams, insert_recordset, insert_rows
 
 _OUTBOX_COLUMNS = (
     "event_id",
@@ -27,8 +27,9 @@ _OUTBOX_COLUMNS = (
 
 def outbox_insert(envelopes: list[Envelope], *, batch: bool = False) -> tuple[str, SqlParams]:
     """The multi-row INSERT of ``envelopes`` into the outbox (unpublished): a ``VALUES``
-    list (the intake's single statement builds on that form), or with ``batch`` the
-    ``unnest`` form, whose text is the same for any number of events (a worker batch's).
+    list (the intake's single statement builds on that form), or with ``batch`` the rows
+    as one JSON document, whose text is the same for any number of events (a worker
+    batch's; ``sql.insert_recordset``).
     """
     now = timezone.now()
     rows = [
@@ -38,13 +39,13 @@ def outbox_insert(envelopes: list[Envelope], *, batch: bool = False) -> tuple[st
             e.schema_version,
             e.occurred_at,
             e.aggregate_id,
-            Jsonb(e.payload),
+            e.payload if batch else Jsonb(e.payload),
             now,
             "",
         )
         for e in envelopes
     ]
-    return (insert_unnest if batch else insert_rows)(OutboxEvent, _OUTBOX_COLUMNS, rows)
+    return (insert_recordset if batch else insert_rows)(OutboxEvent, _OUTBOX_COLUMNS, rows)
 
 
 class OutboxRecorder:

@@ -4,7 +4,7 @@ psycopg caches the parse of a statement's text (its placeholders) only for texts
 seen, and only up to 50 parameters; a ``VALUES`` list of n rows is a new text for every n,
 and parsing those texts was a quarter of the worker's CPU (docs/performance.md, "Issue 10,
 fourth session"). The batch statements pass one array per column instead
-(``lokaly_core.sql.unnest``).
+(``lokaly_core.sql.unnest``, ``recordset``).
 """
 
 from __future__ import annotations
