@@ -342,6 +342,9 @@ def main() -> int:
     finally:
         from django.db import connections
 
+        from lokaly_core.outbox import relay
+
+        relay.stop_publisher()  # its last marks, before the database goes
         connections.close_all()
         if not args.in_place and not args.keep:
             drop_database(base, name)
