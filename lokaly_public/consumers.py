@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from uuid import UUID
 
+import orjson
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -399,7 +400,10 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
     async def _send(self, message: dict[str, Any]) -> None:
         if self.closed:
             return
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        # orjson: the JSON of json.dumps(separators=(",", ":")) but for non-ASCII text,
+        # sent as UTF-8 rather than escaped, at a fraction of the CPU (a snapshot is the
+        # whole order, on every handshake).
+        await self.send(text_data=orjson.dumps(message).decode())
 
     async def _error(self, code: str, text: str) -> None:
         # ``code`` at the top (contract v1.1) and the v1 error envelope under ``error``.
