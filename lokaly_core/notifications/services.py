@@ -38,7 +38,7 @@ from lokaly_core.events.contracts import format_timestamp
 from lokaly_core.notifications.models import Notification
 from lokaly_core.notifications.senders import Sender
 from lokaly_core.orders.models import Order
-from lokaly_core.sql import insert_recordset
+from lokaly_core.sql import insert_recordset, unnest
 
 logger = logging.getLogger("lokaly.notifications")
 
@@ -228,14 +228,13 @@ def _mark_sent(sent: Sequence[tuple[str, int]]) -> None:
     """Mark each (id, attempts) sent, in one statement."""
     if not sent:
         return
-    ids, attempts = zip(*sent, strict=True)
+    source, rows = unnest(("id", "attempts"), ("uuid", "int"), sent)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {_TABLE} AS n SET send_status = %s, sent_at = %s, "  # noqa: S608 - ours
-            "send_attempts = v.attempts, last_error = '' "
-            "FROM unnest(%s::uuid[], %s::int[]) AS v(id, attempts) "
+            f"send_attempts = v.attempts, last_error = '' FROM {source} "
             "WHERE n.id = v.id AND n.send_status = %s",
-            [Notification.SendStatus.SENT, timezone.now(), list(ids), list(attempts), _PENDING],
+            [Notification.SendStatus.SENT, timezone.now(), *rows, _PENDING],
         )
 
 

@@ -80,7 +80,7 @@ def reconcile(
             lost = [row for row in rows if row.event_id not in present]
             if lost and not dry_run:
                 envelopes = [envelope_of(row) for row in lost]
-                _mark_published(envelopes, _xadd_all(envelopes))
+                _mark_published(list(zip(envelopes, _xadd_all(envelopes), strict=True)))
         result.checked += len(rows)
         result.on_stream += len(rows) - len(lost)
         result.republished += len(lost)

@@ -39,7 +39,7 @@ def outbox_insert(envelopes: list[Envelope], *, batch: bool = False) -> tuple[st
             e.schema_version,
             e.occurred_at,
             e.aggregate_id,
-            e.payload if batch else Jsonb(e.payload),
+            Jsonb(e.payload),
             now,
             "",
         )

@@ -203,7 +203,7 @@ def _mark(published: Sequence[tuple[Envelope, str]]) -> None:
     if not published:
         return
     try:
-        _mark_published([e for e, _ in published], [s for _, s in published])
+        _mark_published(published)
     except Exception:
         logger.exception(
             "could not mark events published",
@@ -211,14 +211,14 @@ def _mark(published: Sequence[tuple[Envelope, str]]) -> None:
         )
 
 
-def _mark_published(envelopes: Sequence[Envelope], stream_ids: Sequence[str]) -> None:
+def _mark_published(published: Sequence[tuple[Envelope, str]]) -> None:
     """Mark the rows published, locking them in event id order as ``mark_settled`` does:
     the publishers of every process and the worker's settle marks update the same rows at
     about the same time, and rows locked in two orders deadlock (seen in bench)."""
     source, params = unnest(
         ("event_id", "stream_id"),
         ("uuid", "text"),
-        [(e.event_id, s) for e, s in zip(envelopes, stream_ids, strict=True)],
+        [(e.event_id, stream_id) for e, stream_id in published],
     )
     table = OutboxEvent._meta.db_table
     with connection.cursor() as cursor:
@@ -245,7 +245,6 @@ def sweep(*, limit: int = 500, older_than_ms: int | None = None) -> int:
         if not rows:
             return 0
         envelopes = [envelope_of(row) for row in rows]
-        stream_ids = _xadd_all(envelopes)
-        _mark_published(envelopes, stream_ids)
+        _mark_published(list(zip(envelopes, _xadd_all(envelopes), strict=True)))
     logger.info("outbox sweep published events", extra={"count": len(rows)})
     return len(rows)

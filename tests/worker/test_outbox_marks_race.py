@@ -77,7 +77,7 @@ def _race(*turns: Callable[[random.Random], None]) -> list[BaseException]:
 def _publisher(envelopes: list[Envelope]) -> Callable[[random.Random], None]:
     def turn(rng: random.Random) -> None:
         batch = rng.sample(envelopes, len(envelopes))  # in the order they were committed
-        relay._mark_published(batch, [f"1-{n}" for n in range(len(batch))])
+        relay._mark_published([(e, f"1-{n}") for n, e in enumerate(batch)])
 
     return turn
 

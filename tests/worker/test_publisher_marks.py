@@ -25,9 +25,9 @@ def marks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     mark = relay._mark_published
 
-    def counting(envelopes: Any, stream_ids: Any) -> None:
-        sizes.append(len(envelopes))
-        mark(envelopes, stream_ids)
+    def counting(published: Any) -> None:
+        sizes.append(len(published))
+        mark(published)
 
     monkeypatch.setattr(relay, "_mark_published", counting)
     return sizes
