@@ -85,7 +85,8 @@ class StreamWorker:
             ]
         )
         self._acks: list[str] = []
-        self._settled: list[str] = []  # event ids of the entries in _acks
+        # (event id, entry id) of the entries in _acks
+        self._settled: list[tuple[str, str]] = []
         self._autoclaim_cursor = "0-0"
 
     # -- lifecycle -------------------------------------------------------------------
@@ -248,7 +249,7 @@ class StreamWorker:
         """Queue the ack; it is sent with the others of the batch, after their commits."""
         self._acks.append(entry_id)
         if event_id is not None:
-            self._settled.append(str(event_id))
+            self._settled.append((str(event_id), entry_id))
 
     def flush_acks(self) -> None:
         if not self._acks:
@@ -285,7 +286,7 @@ class StreamWorker:
         pipe.hdel(self.failures.key, entry_id)
         event_id = _text(fields.get(b"event_id", b""))
         if event_id:
-            _mark_settled([event_id], column="dead_lettered_at")
+            _mark_settled([(event_id, entry_id)], column="dead_lettered_at")
         pipe.execute()
         self.stats.dead_lettered += 1
         metrics.event_dead_lettered(_text(fields.get(b"type", b"")))
@@ -465,18 +466,18 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _mark_settled(event_ids: list[str], *, column: str) -> None:
+def _mark_settled(entries: list[tuple[str, str]], *, column: str) -> None:
     """``settle.mark_settled``, run again at once when it loses a race (a deadlock or a
     serialization failure, with a publisher marking the same rows): the worker's loop
     must not end on it."""
     for retry in range(TRANSIENT_RETRIES + 1):
         try:
-            outbox.mark_settled(event_ids, column=column)
+            outbox.mark_settled(entries, column=column)
             return
         except Exception as exc:
             if not is_transient(exc) or retry == TRANSIENT_RETRIES:
                 raise
             logger.info(
                 "outbox marks lost a race; running them again",
-                extra={"events": len(event_ids), "retry": retry + 1, "error": str(exc)},
+                extra={"events": len(entries), "retry": retry + 1, "error": str(exc)},
             )

@@ -198,12 +198,13 @@ def _publish(envelopes: Sequence[Envelope]) -> list[tuple[Envelope, str]]:
 
 
 def _mark(published: Sequence[tuple[Envelope, str]]) -> None:
-    """Mark published events' outbox rows. Never raises: a row left unmarked is published
-    again by the sweep, which is harmless."""
+    """Mark published events' outbox rows, but those the worker marked meanwhile (it
+    settled them: ``settle.mark_settled`` marks them published too). Never raises: a row
+    left unmarked is published again by the sweep, which is harmless."""
     if not published:
         return
     try:
-        _mark_published(published)
+        _mark_published(published, unmarked_only=True)
     except Exception:
         logger.exception(
             "could not mark events published",
@@ -211,10 +212,14 @@ def _mark(published: Sequence[tuple[Envelope, str]]) -> None:
         )
 
 
-def _mark_published(published: Sequence[tuple[Envelope, str]]) -> None:
-    """Mark the rows published, locking them in event id order as ``mark_settled`` does:
-    the publishers of every process and the worker's settle marks update the same rows at
-    about the same time, and rows locked in two orders deadlock (seen in bench)."""
+def _mark_published(
+    published: Sequence[tuple[Envelope, str]], *, unmarked_only: bool = False
+) -> None:
+    """Mark the rows published (again: the sweep and ``events reconcile`` publish rows
+    anew), or with ``unmarked_only`` only those not marked yet, locking them in event id
+    order as ``mark_settled`` does: the publishers of every process and the worker's
+    settle marks update the same rows at about the same time, and rows locked in two
+    orders deadlock (seen in bench)."""
     source, params = unnest(
         ("event_id", "stream_id"),
         ("uuid", "text"),
@@ -225,6 +230,7 @@ def _mark_published(published: Sequence[tuple[Envelope, str]]) -> None:
         cursor.execute(
             f"WITH v AS MATERIALIZED (SELECT * FROM {source}), "  # noqa: S608 - ours
             f"locked AS MATERIALIZED (SELECT o.event_id FROM {table} o JOIN v USING (event_id) "
+            f"{'WHERE o.published_at IS NULL ' if unmarked_only else ''}"
             "ORDER BY o.event_id FOR UPDATE OF o) "
             f"UPDATE {table} AS o SET published_at = now(), stream_id = v.stream_id "
             "FROM v JOIN locked USING (event_id) WHERE o.event_id = v.event_id",

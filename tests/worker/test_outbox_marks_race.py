@@ -94,9 +94,10 @@ def test_two_publishers_marking_the_same_rows_do_not_deadlock() -> None:
 def test_a_publisher_and_the_worker_marking_the_same_rows_do_not_deadlock() -> None:
     envelopes = _rows()
     ids = [str(e.event_id) for e in envelopes]
+    entries = [(event_id, f"2-{n}") for n, event_id in enumerate(ids)]
 
     def worker(rng: random.Random) -> None:
-        mark_settled(rng.sample(ids, len(ids)), column="processed_at")
+        mark_settled(rng.sample(entries, len(entries)), column="processed_at")
         # unsettle them for the next round, locking in the same order as the marks
         _unsettle(ids)
 
@@ -124,13 +125,13 @@ def test_the_worker_runs_its_marks_again_when_they_lose_a_race(
     real = settle.mark_settled
     raised: list[str] = []
 
-    def deadlocked_once(event_ids: Any, *, column: str) -> None:
+    def deadlocked_once(entries: Any, *, column: str) -> None:
         if not raised:
             raised.append(column)
             error = OperationalError("deadlock detected")
             error.__cause__ = DeadlockDetected("deadlock detected")
             raise error
-        real(event_ids, column=column)
+        real(entries, column=column)
 
     monkeypatch.setattr(settle, "mark_settled", deadlocked_once)
     order = _place(customer, stocked(on_hand=5))
