@@ -8,7 +8,10 @@ class Stock(models.Model):
     """What one store holds of one product. A store carries a product iff a row exists."""
 
     id = models.BigAutoField(primary_key=True)
-    store = models.ForeignKey("core.Store", on_delete=models.PROTECT, related_name="stock")
+    # Indexed by stock_store_product_uniq, which leads with it (tests/test_indexes.py).
+    store = models.ForeignKey(
+        "core.Store", on_delete=models.PROTECT, related_name="stock", db_index=False
+    )
     product = models.ForeignKey("core.Product", on_delete=models.PROTECT, related_name="stock")
     on_hand = models.IntegerField(default=0)
     reserved = models.IntegerField(default=0)
@@ -35,7 +38,10 @@ class StockAdjustment(models.Model):
     """Append-only ledger of manual stock changes: who, when, how much, why."""
 
     id = models.BigAutoField(primary_key=True)
-    stock = models.ForeignKey(Stock, on_delete=models.PROTECT, related_name="adjustments")
+    # Indexed by adjustment_stock_idx, which leads with it (tests/test_indexes.py).
+    stock = models.ForeignKey(
+        Stock, on_delete=models.PROTECT, related_name="adjustments", db_index=False
+    )
     delta = models.IntegerField()
     reason = models.CharField(max_length=300)
     on_hand_after = models.IntegerField()

@@ -14,11 +14,18 @@ class Order(models.Model):
     Status = models.TextChoices("Status", [(s.value, s.value) for s in OrderStatus])  # type: ignore[call-overload]
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    number = models.CharField(max_length=20, unique=True)
+    # Unique by the constraint in Meta: ``unique=True`` also builds a second index on the
+    # column (varchar_pattern_ops, for LIKE), which nothing here queries.
+    number = models.CharField(max_length=20)
+    # No index of their own: the Meta indexes that lead with the column serve every query,
+    # and the foreign key checks, by it. Each index of this table gets a new entry for
+    # every order written and every status change (docs/performance.md, sixth session).
     customer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders", db_index=False
     )
-    store = models.ForeignKey("core.Store", on_delete=models.PROTECT, related_name="orders")
+    store = models.ForeignKey(
+        "core.Store", on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=OrderStatus.PENDING)
     status_version = models.PositiveIntegerField(default=1)
     subtotal_cents = models.PositiveIntegerField()
@@ -55,6 +62,7 @@ class Order(models.Model):
             ),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["number"], name="order_number_uniq"),
             models.CheckConstraint(
                 condition=Q(
                     total_cents=models.F("subtotal_cents") + models.F("delivery_fee_cents")
@@ -69,7 +77,10 @@ class Order(models.Model):
 
 class OrderLine(models.Model):
     id = models.BigAutoField(primary_key=True)
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    # Indexed by orderline_order_product_uniq, which leads with it.
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="lines", db_index=False
+    )
     product = models.ForeignKey("core.Product", on_delete=models.PROTECT, related_name="+")
     name = models.CharField(max_length=200)
     quantity = models.PositiveSmallIntegerField()
@@ -110,7 +121,10 @@ class OrderStatusChange(models.Model):
     """The order's history, one row per status version: what sockets replay with ``since``."""
 
     id = models.BigAutoField(primary_key=True)
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="history")
+    # Indexed by statuschange_order_version_uniq, which leads with it.
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="history", db_index=False
+    )
     status = models.CharField(max_length=20, choices=Order.Status.choices)
     previous_status = models.CharField(max_length=20, null=True, blank=True)
     status_version = models.PositiveIntegerField()
@@ -142,8 +156,9 @@ class IdempotencyKey(models.Model):
     """A customer's ``Idempotency-Key`` and the response it produced, replayed on retry."""
 
     id = models.BigAutoField(primary_key=True)
+    # Indexed by idempotency_customer_key_uniq, which leads with it.
     customer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
