@@ -10,6 +10,7 @@ its own, at a limit of 3 handshakes a minute.
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 
 from lokaly_core.accounts.tokens import PUBLIC, issue_pair
 from lokaly_core.redis_client import get_redis
+from lokaly_public.middleware import ip_window
 from lokaly_public.routing import websocket_urlpatterns
 from lokaly_public.ws_guard import _key
 from tests.conftest import client_for, order_body
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 app = URLRouter(websocket_urlpatterns)
 LIMIT = 3
+WINDOW_MARGIN_S = 20  # a test here takes a few seconds at most
 _addresses = itertools.count(1)
 
 
@@ -42,8 +45,15 @@ def _limit() -> Any:
 
 @pytest.fixture
 def address() -> str:
-    """An address of this test's own (the window's count outlives the test)."""
-    return f"198.51.{uuid.uuid4().int % 250}.{next(_addresses) % 250 + 1}"
+    """An address of this test's own (the window's count outlives the test) whose window
+    does not end during the test: windows are fixed (a minute here, staggered by
+    address), and a count that starts again mid-test would let the last handshake in."""
+    while True:
+        candidate = f"198.51.{uuid.uuid4().int % 250}.{next(_addresses) % 250 + 1}"
+        window = ip_window(candidate)
+        assert window is not None
+        if window.window - time.time() > WINDOW_MARGIN_S:
+            return candidate
 
 
 def _order() -> tuple[str, str, str]:
