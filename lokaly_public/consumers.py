@@ -45,7 +45,13 @@ from lokaly_core.delivery.location import last_location
 from lokaly_core.domain.model.delivery import ACTIVE_DELIVERY
 from lokaly_core.orders import selectors
 from lokaly_core.orders.realtime import order_group
-from lokaly_core.orders.tracking import WatchedOrder, watched_order
+from lokaly_core.orders.tracking import (
+    WATCHED_SQL,
+    WatchedOrder,
+    watched_from_row,
+    watched_params,
+)
+from lokaly_public import db_async
 from lokaly_public.ws_guard import (
     CLOSE_RATE_LIMITED,
     claim_handshake,
@@ -87,7 +93,7 @@ def _since_from_scope(scope: dict[str, Any]) -> int | None | bool:
     return since if since >= 0 else False
 
 
-def _admit(
+async def _admit(
     order_id: UUID,
     claims: dict[str, Any],
     since: int | None,
@@ -99,23 +105,29 @@ def _admit(
     customer, or the courier it is or was assigned to, up to delivered) and the account
     got a socket slot (``claimed``); else (the close code, None, None).
 
-    In the handshake's one thread hop: one SQL statement (the order, with the account's
-    role), plus a Redis read while a courier has the order. The session's marker came
-    with the slot's claim (``stashed``): ``token_still_good``'s answer at the cost of the
-    order read alone."""
+    One SQL statement (the order, with the account's role), awaited in the event loop
+    (``db_async``: no thread hop), plus a Redis read while a courier has the order. The
+    session's marker came with the slot's claim (``stashed``): ``token_still_good``'s
+    answer at the cost of the order read alone. What needs more (no such order, a marker
+    Redis forgot) goes to Django's thread as before."""
     user_id, role = str(claims.get("user_id")), str(claims.get("role"))
     try:
         user_uuid = UUID(user_id)
     except ValueError:
         return CLOSE_UNAUTHENTICATED, None, None
-    watched = watched_order(
-        order_id=order_id,
-        watcher_id=user_uuid if role == Role.COURIER else None,
-        since=since,
-        account_id=user_uuid,
+    row = await db_async.fetch_one(
+        WATCHED_SQL,
+        watched_params(
+            order_id=order_id,
+            watcher_id=user_uuid if role == Role.COURIER else None,
+            since=since,
+            account_id=user_uuid,
+        ),
     )
+    watched = watched_from_row(row)
     if watched is None:  # no such order; a token no longer good hears that first
-        return (CLOSE_NOT_FOUND if token_still_good(claims) else CLOSE_UNAUTHENTICATED), None, None
+        good = await database_sync_to_async(token_still_good)(claims)
+        return (CLOSE_NOT_FOUND if good else CLOSE_UNAUTHENTICATED), None, None
     if watched.account_role != role:
         return CLOSE_UNAUTHENTICATED, None, None
     allowed = (role == Role.CUSTOMER and watched.customer_id == user_uuid) or (
@@ -124,14 +136,19 @@ def _admit(
     if not allowed:
         return CLOSE_FORBIDDEN, None, None
     sid = None if claims.get("sid") is None else str(claims["sid"])
-    if sid is not None and session_store.session_revoked(sid, stashed):
-        return CLOSE_UNAUTHENTICATED, None, None
+    if sid is not None:
+        revoked = session_store.stashed_answer(sid, stashed)
+        if revoked is None:
+            revoked = await database_sync_to_async(session_store.session_revoked)(sid, stashed)
+        if revoked:
+            return CLOSE_UNAUTHENTICATED, None, None
     if not claimed:
         return CLOSE_TOO_MANY, None, None
     if role == Role.CUSTOMER:
         watched = replace(
             watched, order=selectors.with_handoff_code(watched.order, watched.handoff_code)
         )
+    # One Redis command in the loop, only while a courier has the order.
     return 0, watched, _last_courier_location(order_id, watched.order["delivery"])
 
 
@@ -235,7 +252,7 @@ class OrderTrackingConsumer(AsyncWebsocketConsumer):
             self.channel_layer.group_add(self.group, self.channel_name),
             self.channel_layer.group_add(self.account, self.channel_name),
         )
-        denied, watched, location = await database_sync_to_async(_admit)(
+        denied, watched, location = await _admit(
             self.order_id, claims, since, claim.stashed, claim.claimed
         )
         if watched is None:

@@ -163,21 +163,29 @@ def check_keys(sid: str, cache: Any = None) -> list[str]:
     return [str(cache.make_key(f"session-revoked:{sid}")), str(cache.make_key(_SENTINEL))]
 
 
+def stashed_answer(sid: str, stashed: tuple[str, int, int] | None) -> bool | None:
+    """``session_revoked``'s answer from ``stashed`` alone, without I/O; None when it
+    takes more (no stash for ``sid``, or Redis forgot the revocations)."""
+    if stashed is None or stashed[0] != sid:
+        return None
+    revoked, warm = stashed[1], stashed[2]
+    if revoked:
+        return True
+    return False if warm else None
+
+
 def session_revoked(sid: str, stashed: tuple[str, int, int] | None = None) -> bool:
     """Whether session ``sid`` is revoked. ``stashed``: the answer of an earlier round
     trip on this request (``(sid, revoked, warm)``); without one, one Redis call."""
-    if stashed is not None and stashed[0] == sid:
-        revoked, warm = stashed[1], stashed[2]
-    else:
+    if stashed is None or stashed[0] != sid:
         try:
-            revoked, warm = _check(sid)
+            stashed = (sid, *_check(sid))
         except Exception:
             logger.warning("session check: Redis unavailable, asking PostgreSQL", exc_info=True)
             return _revoked_in_db(sid)
-    if revoked:
-        return True
-    if warm:
-        return False
+    answer = stashed_answer(sid, stashed)
+    if answer is not None:
+        return answer
     # Redis forgot: the sessions revoked within the refresh lifetime answer (one revoked
     # earlier has no token left that has not expired) and are written back.
     return sid in rewarm()

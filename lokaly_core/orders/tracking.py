@@ -63,7 +63,7 @@ _DELIVERY_COLUMNS = (
 # The current delivery is the latest assigned, picked-up or delivered one (as
 # ``current_delivery_prefetch``); occurred_at travels as integer microseconds since the
 # epoch, exact (a JSON float would round them).
-_SQL = f"""
+WATCHED_SQL = f"""
 SELECT {", ".join(f"o.{c}" for c in _ORDER_COLUMNS)},
   (SELECT json_agg(json_build_object(
       'product_id', l.product_id, 'name', l.name, 'quantity', l.quantity,
@@ -125,19 +125,35 @@ def watched_order(
     """The order with its current delivery, its changes after version ``since`` (none
     when ``since`` is None), whether ``watcher_id`` delivers it and, for ``account_id``,
     that account's role while it is active (the socket's account check, in the same
-    statement); None when there is no such order. One query."""
+    statement); None when there is no such order. One query.
+
+    On Django's connection; the socket's handshake runs ``WATCHED_SQL`` in its event loop
+    instead (``lokaly_public.db_async``) and reads the row with ``watched_from_row``."""
     with connection.cursor() as cursor:
         cursor.execute(
-            _SQL,
-            {
-                "order_id": order_id,
-                "watcher": watcher_id,
-                "since": since,
-                "current": CURRENT,
-                "account": account_id,
-            },
+            WATCHED_SQL,
+            watched_params(
+                order_id=order_id, watcher_id=watcher_id, since=since, account_id=account_id
+            ),
         )
-        row = cursor.fetchone()
+        return watched_from_row(cursor.fetchone())
+
+
+def watched_params(
+    *, order_id: UUID, watcher_id: UUID | None, since: int | None, account_id: UUID | None
+) -> dict[str, Any]:
+    """``WATCHED_SQL``'s parameters (see ``watched_order``)."""
+    return {
+        "order_id": order_id,
+        "watcher": watcher_id,
+        "since": since,
+        "current": CURRENT,
+        "account": account_id,
+    }
+
+
+def watched_from_row(row: tuple[Any, ...] | None) -> WatchedOrder | None:
+    """``WATCHED_SQL``'s row (with Django's loaders: jsonb as text) as a ``WatchedOrder``."""
     if row is None:
         return None
     n = len(_ORDER_COLUMNS)

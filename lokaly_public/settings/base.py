@@ -72,6 +72,9 @@ if PUBLIC_HTTP_STACK == "asgi":
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # Threads per server process running the WSGI side; each holds one database connection.
 PUBLIC_HTTP_THREADS = env_int("PUBLIC_HTTP_THREADS", 4)
+# Async connections per server process for the order socket's admission read, made in
+# the event loop (lokaly_public.db_async): opened as handshakes need them, kept for reuse.
+PUBLIC_SOCKET_DB_CONNECTIONS = env_int("PUBLIC_SOCKET_DB_CONNECTIONS", 4)
 
 SPECTACULAR_SETTINGS = {
     **SPECTACULAR_SETTINGS,  # noqa: F405

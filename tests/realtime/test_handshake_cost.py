@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import channels.generic.websocket
+import psycopg
 import pytest
 import redis
 from asgiref.sync import sync_to_async
@@ -26,10 +27,11 @@ from django.utils import timezone
 from lokaly_core.accounts.tokens import PUBLIC, issue_pair
 from lokaly_core.domain.services import order_reserve_stock
 from lokaly_core.orders import selectors
-from lokaly_core.orders.tracking import watched_order
+from lokaly_core.orders.tracking import WATCHED_SQL, watched_order
 from lokaly_core.orders.uow import DjangoUnitOfWork
+from lokaly_public import consumers, db_async
 from lokaly_public.routing import websocket_urlpatterns
-from tests.conftest import client_for, order_body
+from tests.conftest import client_for, order_body, wait_until
 from tests.factories import StockFactory, UserFactory, courier_on_shift, dispatch_confirmed
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,10 +87,13 @@ def test_snapshot_is_the_order_as_the_api_renders_it(assigned: bool) -> None:
     assert (watched.order["delivery"] is not None) is assigned
 
 
-async def test_handshake_reads_the_order_once_and_checks_the_token() -> None:
+async def test_handshake_reads_the_order_once_and_checks_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     order_id, token = await sync_to_async(_confirmed_order)()
     await _handshake_and_close(order_id, token)  # warm-up: the layer's connections
-    # database_sync_to_async runs in the thread sync_to_async uses: capture its queries.
+    statements = _count_async_statements(monkeypatch)
+    # Django's connections (none should be used): capture in the thread sync_to_async uses
     captured = CaptureQueriesContext(connection)
     await sync_to_async(captured.__enter__)()
     try:
@@ -104,8 +109,90 @@ async def test_handshake_reads_the_order_once_and_checks_the_token() -> None:
         "order.status_changed",
     ]
     assert [m["status_version"] for m in received[1:]] == [1, 2]
-    # the order and the account's role in one statement (consumers._admit)
-    assert len(queries) == 1, queries
+    # the order and the account's role in one statement (consumers._admit), in the loop
+    assert statements == [WATCHED_SQL]
+    assert queries == []
+
+
+async def test_handshake_makes_no_thread_hop(monkeypatch: pytest.MonkeyPatch) -> None:
+    order_id, token = await sync_to_async(_confirmed_order)()
+    await _handshake_and_close(order_id, token)  # warm-up
+    hops: list[str] = []
+    real = consumers.database_sync_to_async
+
+    def counted(func: Any) -> Any:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return real(func)
+
+    monkeypatch.setattr(consumers, "database_sync_to_async", counted)
+
+    received = await _handshake_and_close(order_id, token)
+
+    # the admission read is awaited in the event loop (lokaly_public.db_async), not sent
+    # to the one thread Channels' database calls share
+    assert received[0]["type"] == "order.snapshot"
+    assert hops == []
+
+
+async def test_socket_reads_survive_their_connections_ending() -> None:
+    # given handshakes served, then every connection of the socket reads' pool ended (a
+    # server restart, an idle timeout)
+    order_id, token = await sync_to_async(_confirmed_order)()
+    await _handshake_and_close(order_id, token)
+    ended = await sync_to_async(_end_socket_read_sessions)()
+    assert ended >= 1
+
+    # when the next handshake comes, then it is served as before
+    received = await _handshake_and_close(order_id, token)
+    assert [m["type"] for m in received][0] == "order.snapshot"
+
+
+def test_pools_of_closed_event_loops_leave_no_session_behind() -> None:
+    # given an order, and handshakes served in five event loops one after the other (as
+    # the test suite's loops are; a server has one)
+    order_id, token = _confirmed_order()
+    for _ in range(5):
+        asyncio.run(_handshake_and_close(order_id, token))
+
+    # then only the last loop's pool holds connections: the others' were ended (a
+    # backend leaves pg_stat_activity shortly after its client hung up)
+    limit = settings.PUBLIC_SOCKET_DB_CONNECTIONS
+    assert wait_until(lambda: 1 <= _socket_read_sessions() <= limit, timeout=5), (
+        _socket_read_sessions()
+    )
+
+
+def _count_async_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement sent on psycopg's async cursors (the socket reads' pool)."""
+    sent: list[str] = []
+    real = psycopg.AsyncCursor.execute
+
+    async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return await real(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute)
+    return sent
+
+
+def _socket_read_sessions() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s",
+            [db_async.APPLICATION_NAME],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def _end_socket_read_sessions() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = %s",
+            [db_async.APPLICATION_NAME],
+        )
+        return int(cursor.fetchone()[0])
 
 
 async def test_close_makes_no_thread_hop(monkeypatch: pytest.MonkeyPatch) -> None:
