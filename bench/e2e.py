@@ -54,6 +54,7 @@ from bench.run import (  # noqa: E402
     order_body,
     percentile,
     pool_token,
+    postgres_processes,
     setup_django,
     write_results,
 )
@@ -168,15 +169,11 @@ class ProcessGroups:
     def groups(self) -> dict[str, list[psutil.Process]]:
         public = self._tree(self.stack.procs[0].pid)
         workers = [p for proc in self.stack.procs[1:] for p in self._tree(proc.pid)]
-        postgres, redis = [], []
+        postgres, redis = postgres_processes(self.database), []
         for proc in psutil.process_iter(["name", "cmdline"]):
             cmdline = " ".join(proc.info["cmdline"] or [])
             name = proc.info["name"] or ""
-            if name.startswith("postgres") or cmdline.startswith("postgres:"):
-                # The bench database's backends and the server's own background processes.
-                if f" {self.database} " in cmdline or not re.search(r"postgres: \S+ \S+ ", cmdline):
-                    postgres.append(proc)
-            elif ("redis-server" in name or "valkey-server" in name) and (
+            if ("redis-server" in name or "valkey-server" in name) and (
                 self.redis_port is None or f":{self.redis_port}" in cmdline
             ):
                 redis.append(proc)

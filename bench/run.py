@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import secrets
 import signal
 import socket
@@ -65,6 +66,22 @@ def write_results(kind: str, record: dict[str, Any]) -> Path:
     out.write_text(json.dumps(full, indent=2))
     print(f"written: {out.relative_to(ROOT)}")
     return out
+
+
+def postgres_processes(database: str) -> list[Any]:
+    """The PostgreSQL server's processes working for ``database``: its backends, and the
+    server's own background processes (the WAL writer, the checkpointer...), not the
+    backends of other databases (a pgbench run's, say)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        name = proc.info["name"] or ""
+        if name.startswith("postgres") or cmdline.startswith("postgres:"):
+            if f" {database} " in cmdline or not re.search(r"postgres: \S+ \S+ ", cmdline):
+                found.append(proc)
+    return found
 
 
 def free_port() -> int:

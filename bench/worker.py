@@ -55,6 +55,7 @@ from bench.run import (  # noqa: E402
     free_port,
     make_fixtures,
     order_body,
+    postgres_processes,
     setup_django,
     write_results,
 )
@@ -123,9 +124,26 @@ def cpu_seconds(procs: list[Any]) -> float:
     return total
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL process working for the bench database."""
+    from django.db import connection
+
+    sampled = {}
+    for proc in postgres_processes(str(connection.settings_dict["NAME"])):
+        try:
+            times = proc.cpu_times()
+            sampled[proc.pid] = times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return sampled
+
+
 def time_drain(
     stream: str, store_id: str, timeout: float = 600, workers: list[Any] | None = None
 ) -> dict[str, Any]:
+    """How long the workers took to drain the stream, and the CPU they and PostgreSQL
+    used meanwhile (``cores``: both together, per second of the drain; the machine's
+    cores bound what more workers can add)."""
     from django.db import close_old_connections
 
     from lokaly_core.orders.models import Order
@@ -140,6 +158,7 @@ def time_drain(
         if first_read is None and read > 0:
             first_read = now
             cpu_at_start = cpu_seconds(workers or [])
+            pg_at_start = postgres_cpu()
         done = (
             info is not None
             and read > 0
@@ -155,12 +174,17 @@ def time_drain(
         elif now - quiet_since >= 0.5:
             assert first_read is not None  # done needs read > 0, which set it
             seconds = quiet_since - first_read
+            # both include the polling at the end (idle workers: a blocking read a second)
+            worker_cpu = cpu_seconds(workers or []) - cpu_at_start
+            # a backend born during the drain counts whole (this process's own polls too)
+            pg_cpu = sum(t - pg_at_start.get(pid, 0.0) for pid, t in postgres_cpu().items())
             return {
                 "events": read,
                 "seconds": round(seconds, 2),
                 "events_per_s": round(read / seconds, 1),
-                # includes the polling at the end (idle workers: a blocking read a second)
-                "worker_cpu_s": round(cpu_seconds(workers or []) - cpu_at_start, 2),
+                "worker_cpu_s": round(worker_cpu, 2),
+                "postgres_cpu_s": round(pg_cpu, 2),
+                "cores": round((worker_cpu + pg_cpu) / seconds, 2),
             }
         time.sleep(0.02)
     raise SystemExit("the workers did not drain the stream; see bench/results/*.log")
@@ -186,7 +210,9 @@ async def throughput(workers: int, args: argparse.Namespace, fixtures: tuple) ->
         print(
             f"throughput, {workers} worker(s): {row['events']} events in {row['seconds']} s = "
             f"{row['events_per_s']} events/s ({row['orders_per_s']} orders/s), worker CPU "
-            f"{row['cpu_s_per_1000_orders']} s per 1,000 orders, load {row['load']:.1f}",
+            f"{row['cpu_s_per_1000_orders']} s per 1,000 orders, PostgreSQL CPU "
+            f"{row['postgres_cpu_s']} s, {row['cores']} cores busy (workers and PostgreSQL), "
+            f"load {row['load']:.1f}",
             flush=True,
         )
         return row
