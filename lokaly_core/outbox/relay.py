@@ -216,10 +216,12 @@ def _mark_published(
     published: Sequence[tuple[Envelope, str]], *, unmarked_only: bool = False
 ) -> None:
     """Mark the rows published (again: the sweep and ``events reconcile`` publish rows
-    anew), or with ``unmarked_only`` only those not marked yet, locking them in event id
-    order as ``mark_settled`` does: the publishers of every process and the worker's
-    settle marks update the same rows at about the same time, and rows locked in two
-    orders deadlock (seen in bench)."""
+    anew, rows they hold locked already), or with ``unmarked_only`` (the publishers'
+    marks) only those not marked yet and not locked: a row locked at that moment is being
+    settled by a worker, which marks it published too, or swept, which marks it itself.
+    So a publisher never waits for a row lock, and the worker's settle marks, which do,
+    cannot deadlock with it (seen in bench when both waited, locking rows in two orders).
+    The rows are locked in event id order all the same."""
     source, params = unnest(
         ("event_id", "stream_id"),
         ("uuid", "text"),
@@ -231,7 +233,7 @@ def _mark_published(
             f"WITH v AS MATERIALIZED (SELECT * FROM {source}), "  # noqa: S608 - ours
             f"locked AS MATERIALIZED (SELECT o.event_id FROM {table} o JOIN v USING (event_id) "
             f"{'WHERE o.published_at IS NULL ' if unmarked_only else ''}"
-            "ORDER BY o.event_id FOR UPDATE OF o) "
+            f"ORDER BY o.event_id FOR UPDATE OF o{' SKIP LOCKED' if unmarked_only else ''}) "
             f"UPDATE {table} AS o SET published_at = now(), stream_id = v.stream_id "
             "FROM v JOIN locked USING (event_id) WHERE o.event_id = v.event_id",
             params,
