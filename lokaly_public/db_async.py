@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -33,7 +33,7 @@ class _LoopPool:
     pool: AsyncConnectionPool[Any]
     # Every connection the pool made: a pool whose loop is gone cannot close them by
     # itself (its closing needs its loop), so they are ended here (``_forget_closed``).
-    made: weakref.WeakSet[psycopg.AsyncConnection[Any]] = field(default_factory=weakref.WeakSet)
+    made: weakref.WeakSet[psycopg.AsyncConnection[Any]]
 
 
 _pools: dict[asyncio.AbstractEventLoop, asyncio.Task[_LoopPool]] = {}
@@ -75,19 +75,19 @@ async def _pool() -> _LoopPool:
 async def _open() -> _LoopPool:
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)  # Django's is a sync cursor
+    params.setdefault("application_name", APPLICATION_NAME)
     made: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
 
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
         made.add(conn)
 
-    params.setdefault("application_name", APPLICATION_NAME)
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         kwargs={**params, "autocommit": True},
         min_size=1,
         max_size=max(1, int(settings.PUBLIC_SOCKET_DB_CONNECTIONS)),
         configure=configure,
         open=False,
-        name="lokaly-socket-reads",
+        name=APPLICATION_NAME,
     )
     try:
         await pool.open(wait=True, timeout=10)

@@ -139,7 +139,7 @@ async def test_socket_reads_survive_their_connections_ending() -> None:
     # server restart, an idle timeout)
     order_id, token = await sync_to_async(_confirmed_order)()
     await _handshake_and_close(order_id, token)
-    ended = await sync_to_async(_end_socket_read_sessions)()
+    ended = await sync_to_async(_socket_read_sessions)(end=True)
     assert ended >= 1
 
     # when the next handshake comes, then it is served as before
@@ -175,20 +175,13 @@ def _count_async_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-def _socket_read_sessions() -> int:
+def _socket_read_sessions(*, end: bool = False) -> int:
+    """How many sessions the socket reads' pools hold on the test database; with ``end``,
+    each is ended (``pg_terminate_backend``) and counted."""
+    counted = "count(*) FILTER (WHERE pg_terminate_backend(pid))" if end else "count(*)"
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = %s",
-            [db_async.APPLICATION_NAME],
-        )
-        return int(cursor.fetchone()[0])
-
-
-def _end_socket_read_sessions() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"SELECT {counted} FROM pg_stat_activity "  # noqa: S608 - one of two texts
             "WHERE datname = current_database() AND application_name = %s",
             [db_async.APPLICATION_NAME],
         )
