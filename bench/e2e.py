@@ -49,6 +49,8 @@ sys.path.insert(0, str(ROOT))
 from bench.run import (  # noqa: E402
     ACCOUNT_POOL,
     Stack,
+    cpu_by_pid,
+    cpu_used,
     free_port,
     make_fixtures,
     order_body,
@@ -180,27 +182,12 @@ class ProcessGroups:
         return {"public": public, "worker": workers, "postgres": postgres, "redis": redis}
 
     def sample(self) -> dict[str, dict[int, float]]:
-        sampled: dict[str, dict[int, float]] = {}
-        for group, procs in self.groups().items():
-            sampled[group] = {}
-            for proc in procs:
-                try:
-                    times = proc.cpu_times()
-                    sampled[group][proc.pid] = times.user + times.system
-                except psutil.NoSuchProcess:
-                    pass
-        return sampled
+        return {group: cpu_by_pid(procs) for group, procs in self.groups().items()}
 
     @staticmethod
     def used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict:
         """CPU seconds used between two samples; a process born in between counts whole."""
-        return {
-            group: round(
-                sum(t - before.get(group, {}).get(pid, 0.0) for pid, t in after[group].items()),
-                3,
-            )
-            for group in after
-        }
+        return {group: round(cpu_used(before.get(group, {}), after[group]), 3) for group in after}
 
 
 def _own_cpu() -> float:

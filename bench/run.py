@@ -84,6 +84,26 @@ def postgres_processes(database: str) -> list[Any]:
     return found
 
 
+def cpu_by_pid(procs: list[Any]) -> dict[int, float]:
+    """User + system CPU seconds of each process still running."""
+    import psutil
+
+    sampled = {}
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        sampled[proc.pid] = times.user + times.system
+    return sampled
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two ``cpu_by_pid`` samples; a process born in between
+    counts whole."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

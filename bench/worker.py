@@ -52,6 +52,8 @@ from bench.run import (  # noqa: E402
     ACCOUNT_POOL,
     Stack,
     confirmed_on_socket,
+    cpu_by_pid,
+    cpu_used,
     free_port,
     make_fixtures,
     order_body,
@@ -128,14 +130,7 @@ def postgres_cpu() -> dict[int, float]:
     """CPU seconds of each PostgreSQL process working for the bench database."""
     from django.db import connection
 
-    sampled = {}
-    for proc in postgres_processes(str(connection.settings_dict["NAME"])):
-        try:
-            times = proc.cpu_times()
-            sampled[proc.pid] = times.user + times.system
-        except psutil.NoSuchProcess:
-            continue
-    return sampled
+    return cpu_by_pid(postgres_processes(str(connection.settings_dict["NAME"])))
 
 
 def time_drain(
@@ -177,7 +172,7 @@ def time_drain(
             # both include the polling at the end (idle workers: a blocking read a second)
             worker_cpu = cpu_seconds(workers or []) - cpu_at_start
             # a backend born during the drain counts whole (this process's own polls too)
-            pg_cpu = sum(t - pg_at_start.get(pid, 0.0) for pid, t in postgres_cpu().items())
+            pg_cpu = cpu_used(pg_at_start, postgres_cpu())
             return {
                 "events": read,
                 "seconds": round(seconds, 2),

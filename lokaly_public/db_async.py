@@ -44,18 +44,24 @@ APPLICATION_NAME = "lokaly-socket-reads"
 async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
     """The first row of ``sql`` (one statement, autocommit), or None."""
     pool = (await _pool()).pool
-    for attempt in range(2):
-        async with pool.connection() as conn:
-            try:
-                cursor = await conn.execute(sql, params)
-                return await cursor.fetchone()
-            except psycopg.OperationalError:
-                if attempt or not conn.broken:
-                    raise
-        # The pool drops the broken one; the others idle may have ended with it (a
-        # server restart): checked before the statement runs again.
-        await pool.check()
-    raise AssertionError("unreachable")  # pragma: no cover
+    async with pool.connection() as conn:
+        try:
+            return await _first_row(conn, sql, params)
+        except psycopg.OperationalError:
+            if not conn.broken:
+                raise
+    # The pool drops the broken one; the others idle may have ended with it (a server
+    # restart): checked before the statement runs again, once.
+    await pool.check()
+    async with pool.connection() as conn:
+        return await _first_row(conn, sql, params)
+
+
+async def _first_row(
+    conn: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    cursor = await conn.execute(sql, params)
+    return await cursor.fetchone()
 
 
 async def _pool() -> _LoopPool:
